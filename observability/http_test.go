@@ -1,0 +1,364 @@
+package observability
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// startServer starts an HTTPServer on a free loopback port and shuts it
+// down when the test ends.
+func startServer(t *testing.T, g prometheus.Gatherer, opts HTTPOptions) *HTTPServer {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := NewHTTPServer("127.0.0.1:0", g, opts)
+	if err := s.Start(); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return s
+}
+
+type response struct {
+	code        int
+	contentType string
+	body        string
+}
+
+func get(t *testing.T, url, accept string) response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading body: %v", url, err)
+	}
+	return response{resp.StatusCode, resp.Header.Get("Content-Type"), string(b)}
+}
+
+// waitFor polls cond until it holds or a few seconds pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for delay := time.Millisecond; !cond(); delay = min(2*delay, 50*time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(delay)
+	}
+}
+
+func TestHTTPServerRoutes(t *testing.T) {
+	notReady := errors.New("store still recovering")
+	tests := []struct {
+		name     string
+		opts     HTTPOptions
+		method   string
+		path     string
+		wantCode int
+		wantBody string
+	}{
+		{"healthz", HTTPOptions{}, "GET", "/healthz", 200, "ok\n"},
+		{"healthz HEAD", HTTPOptions{}, "HEAD", "/healthz", 200, ""},
+		{"healthz POST", HTTPOptions{}, "POST", "/healthz", 405, ""},
+		{"readyz without check", HTTPOptions{}, "GET", "/readyz", 200, "ok\n"},
+		{"readyz ready", HTTPOptions{Ready: func() error { return nil }}, "GET", "/readyz", 200, "ok\n"},
+		{"readyz not ready", HTTPOptions{Ready: func() error { return notReady }}, "GET", "/readyz", 503, "not ready: store still recovering\n"},
+		{"metrics", HTTPOptions{}, "GET", "/metrics", 200, ""},
+		{"unknown path", HTTPOptions{}, "GET", "/nope", 404, ""},
+		{"pprof disabled", HTTPOptions{}, "GET", "/debug/pprof/", 404, ""},
+		{"pprof cmdline disabled", HTTPOptions{}, "GET", "/debug/pprof/cmdline", 404, ""},
+		{"pprof enabled", HTTPOptions{Pprof: true}, "GET", "/debug/pprof/", 200, ""},
+		{"pprof heap", HTTPOptions{Pprof: true}, "GET", "/debug/pprof/heap?debug=1", 200, ""},
+		{"pprof cmdline", HTTPOptions{Pprof: true}, "GET", "/debug/pprof/cmdline", 200, ""},
+	}
+	reg := NewRegistry("test")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startServer(t, reg, tt.opts)
+			req, err := http.NewRequestWithContext(t.Context(), tt.method, "http://"+s.Addr()+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.wantCode {
+				t.Fatalf("%s %s = %d, want %d (body %q)", tt.method, tt.path, resp.StatusCode, tt.wantCode, body)
+			}
+			if tt.wantBody != "" && string(body) != tt.wantBody {
+				t.Errorf("body = %q, want %q", body, tt.wantBody)
+			}
+		})
+	}
+}
+
+func TestHTTPServerMetricsNegotiationAndExemplars(t *testing.T) {
+	reg := NewRegistry("central")
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "loteria_batch_duration_seconds",
+		Help:    "test",
+		Buckets: []float64{0.1, 1},
+	})
+	reg.MustRegister(h)
+
+	tracer, _ := newTestTracer(t)
+	ctx, span := tracer.Start(context.Background(), "central.batch")
+	ObserveWithTrace(ctx, h, 0.05)
+	span.End()
+	traceID := span.SpanContext().TraceID().String()
+
+	s := startServer(t, reg, HTTPOptions{})
+	url := "http://" + s.Addr() + "/metrics"
+	exemplar := `trace_id="` + traceID + `"`
+
+	tests := []struct {
+		name         string
+		accept       string
+		wantType     string
+		wantExemplar bool
+	}{
+		{"openmetrics", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5", "application/openmetrics-text", true},
+		{"plain text", "", "text/plain", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := get(t, url, tt.accept)
+			if r.code != http.StatusOK {
+				t.Fatalf("status %d: %s", r.code, r.body)
+			}
+			if !strings.HasPrefix(r.contentType, tt.wantType) {
+				t.Errorf("Content-Type = %q, want %s", r.contentType, tt.wantType)
+			}
+			for _, want := range []string{"loteria_batch_duration_seconds_bucket", BuildInfoName, "go_goroutines"} {
+				if !strings.Contains(r.body, want) {
+					t.Errorf("body lacks %s", want)
+				}
+			}
+			if got := strings.Contains(r.body, exemplar); got != tt.wantExemplar {
+				t.Errorf("exemplar %s present = %v, want %v", exemplar, got, tt.wantExemplar)
+			}
+			if tt.wantExemplar && !strings.HasSuffix(r.body, "# EOF\n") {
+				t.Errorf("OpenMetrics body does not end with # EOF")
+			}
+		})
+	}
+}
+
+func TestHTTPServerStart(t *testing.T) {
+	s := startServer(t, NewRegistry("test"), HTTPOptions{})
+	host, port, err := net.SplitHostPort(s.Addr())
+	if err != nil || host != "127.0.0.1" || port == "0" || port == "" {
+		t.Fatalf("Addr() = %q, want 127.0.0.1:<chosen port>", s.Addr())
+	}
+
+	tests := []struct {
+		name string
+		s    *HTTPServer
+		want string
+	}{
+		{"twice", s, "already started"},
+		{"port in use", NewHTTPServer(s.Addr(), NewRegistry("test"), HTTPOptions{}), "listening on"},
+		{"empty address", NewHTTPServer("", NewRegistry("test"), HTTPOptions{}), "empty listen address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.s.Start()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Start() = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+
+	if got := NewHTTPServer("127.0.0.1:0", NewRegistry("test"), HTTPOptions{}).Addr(); got != "" {
+		t.Errorf("Addr before Start = %q, want empty", got)
+	}
+	if err := NewHTTPServer("127.0.0.1:0", NewRegistry("test"), HTTPOptions{}).Shutdown(t.Context()); err != nil {
+		t.Errorf("Shutdown before Start = %v, want nil", err)
+	}
+}
+
+// blockingReady makes /readyz hold a request until released, to have a
+// request in flight during Shutdown.
+type blockingReady struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newBlockingReady() *blockingReady {
+	return &blockingReady{entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (b *blockingReady) ready() error {
+	close(b.entered)
+	<-b.release
+	return nil
+}
+
+func TestHTTPServerShutdownGraceful(t *testing.T) {
+	br := newBlockingReady()
+	s := NewHTTPServer("127.0.0.1:0", NewRegistry("test"), HTTPOptions{Ready: br.ready})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Addr()
+
+	inFlight := make(chan response, 1)
+	go func() {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			inFlight <- response{code: -1, body: err.Error()}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		inFlight <- response{code: resp.StatusCode, body: string(b)}
+	}()
+	<-br.entered
+
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- s.Shutdown(context.Background()) }()
+
+	// Once the listener is closed, new connections are refused...
+	waitFor(t, "the listener to close", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return false
+		}
+		return true
+	})
+	// ...but the request in flight still completes.
+	close(br.release)
+	if r := <-inFlight; r.code != http.StatusOK || r.body != "ok\n" {
+		t.Errorf("in-flight request got %d %q, want 200 ok", r.code, r.body)
+	}
+	if err := <-shutdown; err != nil {
+		t.Errorf("Shutdown = %v, want nil", err)
+	}
+}
+
+func TestHTTPServerShutdownDeadline(t *testing.T) {
+	br := newBlockingReady()
+	defer close(br.release)
+	s := NewHTTPServer("127.0.0.1:0", NewRegistry("test"), HTTPOptions{Ready: br.ready})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	reqErr := make(chan error, 1)
+	go func() {
+		resp, err := http.Get("http://" + s.Addr() + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		reqErr <- err
+	}()
+	<-br.entered
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := s.Shutdown(ctx)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown with an ended context = %v, want context.Canceled", err)
+	}
+	// The stuck connection was closed rather than left hanging.
+	if err := <-reqErr; err == nil {
+		t.Errorf("stuck request succeeded; want its connection closed")
+	}
+}
+
+func TestHealthcheck(t *testing.T) {
+	stub := func(code int, body string) string {
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(code)
+			_, _ = io.WriteString(w, body)
+		}))
+		t.Cleanup(ts.Close)
+		return ts.URL
+	}
+	s := startServer(t, NewRegistry("test"), HTTPOptions{Ready: func() error { return errors.New("draining") }})
+
+	// A port nothing listens on: bind one, note it, close it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := ln.Addr().String()
+	ln.Close()
+
+	tests := []struct {
+		name    string
+		url     string
+		wantErr string // "" means success
+	}{
+		{"our healthz", "http://" + s.Addr() + "/healthz", ""},
+		{"our readyz not ready", "http://" + s.Addr() + "/readyz", "503 Service Unavailable: not ready: draining"},
+		{"200", stub(200, "fine"), ""},
+		{"500", stub(500, ""), "500 Internal Server Error"},
+		{"204 is not healthy", stub(204, ""), "204 No Content"},
+		{"nothing listening", "http://" + closedAddr + "/healthz", "is the process running"},
+		{"bad url", "http://[::1/healthz", "invalid URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Healthcheck(t.Context(), tt.url)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Healthcheck = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Healthcheck = %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestHealthcheckHonoursContext(t *testing.T) {
+	release := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer ts.Close()
+	defer close(release)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := Healthcheck(ctx, ts.URL); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Healthcheck with a cancelled context = %v, want context.Canceled", err)
+	}
+}

@@ -1,0 +1,168 @@
+package observability
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// seedTimeLayout is the seed's python logging datefmt, '%Y-%m-%d %H:%M:%S'.
+const seedTimeLayout = "2006-01-02 15:04:05"
+
+// seedHandler writes one line per record the way the seed's python server
+// logged (format '%(asctime)s %(levelname)-8s %(message)s'), with the message
+// written as the seed's events:
+//
+//	2026-11-26 14:00:00 INFO     action: apuesta_recibida | result: success | cantidad: 100
+//
+// The time is the record's, in the local zone, and is left out (with its
+// separator) when the record has none. Level names are python's: DEBUG, INFO,
+// WARNING, ERROR, padded to eight characters. Each attribute follows as
+// " | key: value"; groups are flattened into dotted keys ("conn.agency: 3"),
+// empty groups are dropped. Values are written as they are except that a value
+// (or key, or message) holding a control character such as a newline is
+// quoted Go-style, so a record is always exactly one line.
+type seedHandler struct {
+	level  slog.Leveler
+	prefix string // " | key: value" for attributes added with WithAttrs, preformatted
+	group  string // dotted prefix ("a.b.") for keys added from now on
+
+	mu *sync.Mutex // shared by all handlers derived from the same one
+	w  io.Writer
+}
+
+func newSeedHandler(w io.Writer, level slog.Leveler) *seedHandler {
+	return &seedHandler{level: level, mu: &sync.Mutex{}, w: w}
+}
+
+func (h *seedHandler) Enabled(_ context.Context, l slog.Level) bool {
+	return l >= h.level.Level()
+}
+
+func (h *seedHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	if len(attrs) == 0 {
+		return h
+	}
+	b := []byte(h.prefix)
+	for _, a := range attrs {
+		b = appendSeedAttr(b, h.group, a)
+	}
+	h2 := *h
+	h2.prefix = string(b)
+	return &h2
+}
+
+func (h *seedHandler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	h2 := *h
+	h2.group = h.group + name + "."
+	return &h2
+}
+
+func (h *seedHandler) Handle(_ context.Context, r slog.Record) error {
+	buf := make([]byte, 0, 128+len(h.prefix))
+	if !r.Time.IsZero() {
+		buf = r.Time.AppendFormat(buf, seedTimeLayout)
+		buf = append(buf, ' ')
+	}
+	buf = appendSeedLevel(buf, r.Level)
+	buf = append(buf, "action: "...)
+	buf = appendSeedString(buf, r.Message)
+	buf = append(buf, h.prefix...)
+	r.Attrs(func(a slog.Attr) bool {
+		buf = appendSeedAttr(buf, h.group, a)
+		return true
+	})
+	buf = append(buf, '\n')
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, err := h.w.Write(buf)
+	return err
+}
+
+// appendSeedLevel appends python's level name padded to eight characters
+// ('%(levelname)-8s') and the space that follows it.
+func appendSeedLevel(b []byte, l slog.Level) []byte {
+	var name string
+	switch l {
+	case slog.LevelDebug:
+		name = "DEBUG"
+	case slog.LevelInfo:
+		name = "INFO"
+	case slog.LevelWarn:
+		name = "WARNING"
+	case slog.LevelError:
+		name = "ERROR"
+	default:
+		name = l.String()
+	}
+	b = append(b, name...)
+	for i := len(name); i < 8; i++ {
+		b = append(b, ' ')
+	}
+	return append(b, ' ')
+}
+
+func appendSeedAttr(b []byte, group string, a slog.Attr) []byte {
+	a.Value = a.Value.Resolve()
+	if a.Equal(slog.Attr{}) {
+		return b
+	}
+	if a.Value.Kind() == slog.KindGroup {
+		attrs := a.Value.Group()
+		if len(attrs) == 0 {
+			return b
+		}
+		if a.Key != "" {
+			group += a.Key + "."
+		}
+		for _, ga := range attrs {
+			b = appendSeedAttr(b, group, ga)
+		}
+		return b
+	}
+	b = append(b, " | "...)
+	b = appendSeedString(b, group+a.Key)
+	b = append(b, ": "...)
+	return appendSeedValue(b, a.Value)
+}
+
+func appendSeedValue(b []byte, v slog.Value) []byte {
+	switch v.Kind() {
+	case slog.KindString:
+		return appendSeedString(b, v.String())
+	case slog.KindInt64:
+		return strconv.AppendInt(b, v.Int64(), 10)
+	case slog.KindUint64:
+		return strconv.AppendUint(b, v.Uint64(), 10)
+	case slog.KindFloat64:
+		return strconv.AppendFloat(b, v.Float64(), 'g', -1, 64)
+	case slog.KindBool:
+		return strconv.AppendBool(b, v.Bool())
+	case slog.KindDuration:
+		return append(b, v.Duration().String()...)
+	case slog.KindTime:
+		return v.Time().AppendFormat(b, time.RFC3339Nano)
+	default:
+		// KindAny: fmt's rendering, which uses Error() for errors and
+		// String() for Stringers.
+		return appendSeedString(b, v.String())
+	}
+}
+
+// appendSeedString appends s as it is, or quoted when it holds a control
+// character that would break the one-line-per-record rule.
+func appendSeedString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return strconv.AppendQuote(b, s)
+		}
+	}
+	return append(b, s...)
+}

@@ -1,0 +1,104 @@
+package agency
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/loteria/loteria/services/internal/lottery"
+	"github.com/loteria/loteria/services/internal/wire"
+)
+
+// Source yields bets one at a time and io.EOF after the last.
+type Source interface {
+	Next() (lottery.Bet, error)
+}
+
+// packer builds batch frames of at most maxBets bets and maxFrame bytes,
+// header included, counting bytes (not characters).
+type packer struct {
+	agency   int
+	maxBets  int
+	maxFrame int
+	src      Source
+
+	held    *lottery.Bet // a bet read but left for the next frame
+	heldBuf lottery.Bet
+	body    []byte
+	count   int
+	eof     bool
+}
+
+// batch is one packed frame.
+type batch struct {
+	frame []byte
+	bets  int
+	seq   uint64
+}
+
+var errBetTooLarge = errors.New("bet does not fit in one frame")
+
+// next gathers the bets of the next batch. hdr is the largest header the
+// batch will carry (its extensions sized as they will be sent; Count is set
+// here); the frame is built by assemble. It returns io.EOF when no bets
+// remain.
+func (p *packer) next(hdr wire.BatchHeader) (int, error) {
+	p.body = p.body[:0]
+	n := 0
+	for n < p.maxBets {
+		bet, err := p.peek()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+		line := wire.BetLineLen(bet.FirstName, bet.LastName, bet.Document, bet.Birthdate, bet.Number)
+		hdr.Count = n + 1
+		if wire.HeaderLen+wire.HeaderLineLen(hdr)+len(p.body)+line > p.maxFrame {
+			if n == 0 {
+				return 0, fmt.Errorf("%w: bet with document %s needs %d bytes, frames are at most %d", errBetTooLarge, bet.Document, wire.HeaderLen+wire.HeaderLineLen(hdr)+line, p.maxFrame)
+			}
+			break
+		}
+		p.body = wire.AppendBetLine(p.body, bet.FirstName, bet.LastName, bet.Document, bet.Birthdate, bet.Number)
+		p.held = nil
+		n++
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	p.count = n
+	return n, nil
+}
+
+// assemble builds the frame of the batch next gathered, with hdr (no
+// longer than the one given to next) as its header.
+func (p *packer) assemble(b *batch, hdr wire.BatchHeader) {
+	hdr.Count = p.count
+	b.frame = wire.BeginFrame(b.frame[:0])
+	b.frame = wire.AppendBatchHeader(b.frame, hdr)
+	b.frame = append(b.frame, p.body...)
+	wire.FinishFrame(b.frame)
+	b.bets = p.count
+	b.seq = hdr.Seq
+}
+
+func (p *packer) peek() (*lottery.Bet, error) {
+	if p.held != nil {
+		return p.held, nil
+	}
+	if p.eof {
+		return nil, io.EOF
+	}
+	bet, err := p.src.Next()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			p.eof = true
+		}
+		return nil, err
+	}
+	p.heldBuf = bet
+	p.held = &p.heldBuf
+	return p.held, nil
+}

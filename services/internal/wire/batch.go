@@ -1,0 +1,238 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Field indexes of a bet line.
+const (
+	FieldFirstName = iota
+	FieldLastName
+	FieldDocument
+	FieldBirthdate
+	FieldNumber
+	NumFields
+)
+
+// BetFields is one bet line split into its fields. The slices point into the
+// frame they were parsed from and are valid only while it is.
+type BetFields [NumFields][]byte
+
+// Extension keys of the batch header (see docs/PROTOCOL.md).
+const (
+	ExtSeq         = "seq"
+	ExtTraceparent = "traceparent"
+)
+
+// MaxTraceparentLen bounds the traceparent extension (W3C's is 55 bytes).
+const MaxTraceparentLen = 128
+
+// BatchHeader is the first line of a batch: the seed's two fields and our
+// optional extensions.
+type BatchHeader struct {
+	Agency int
+	Count  int
+	// Seq is the agency's batch sequence number (1, 2, ...), 0 when absent.
+	Seq uint64
+	// Traceparent is the W3C trace context of the agency's span, nil when
+	// absent. It points into the frame.
+	Traceparent []byte
+}
+
+// BatchError says what is wrong with a batch and on which line of its
+// payload (the header is line 1).
+type BatchError struct {
+	Line int
+	Msg  string
+}
+
+func (e *BatchError) Error() string {
+	if e.Line == 0 {
+		return e.Msg
+	}
+	return "line " + strconv.Itoa(e.Line) + ": " + e.Msg
+}
+
+func batchErr(line int, format string, args ...any) error {
+	return &BatchError{Line: line, Msg: fmt.Sprintf(format, args...)}
+}
+
+// IsEnd reports whether payload is the END message.
+func IsEnd(payload []byte) bool { return string(payload) == End }
+
+// ParseBatch splits a batch payload into its header and bet lines, appending
+// the bets to dst[:0] so that a caller reusing dst parses without
+// allocating. It checks the structure only (header fields, the count, five
+// non-empty fields per line); what the fields say is for the caller to judge.
+func ParseBatch(payload []byte, dst []BetFields) (BatchHeader, []BetFields, error) {
+	dst = dst[:0]
+	var h BatchHeader
+	line, rest, _ := bytes.Cut(payload, nl)
+	if err := parseHeaderLine(line, &h); err != nil {
+		return h, dst, err
+	}
+	// Every bet line has at least 5 fields of 1 byte and 4 separators, so a
+	// count the payload cannot hold is refused before looping on it.
+	if h.Count > len(rest)/9+1 {
+		return h, dst, batchErr(1, "header says %d bets but the batch has only %d bytes of bets", h.Count, len(rest))
+	}
+	n := 1
+	for len(rest) > 0 {
+		n++
+		line, rest, _ = bytes.Cut(rest, nl)
+		if len(dst) == h.Count {
+			return h, dst, batchErr(n, "more bet lines than the %d the header announces", h.Count)
+		}
+		var f BetFields
+		if err := splitBet(line, &f); err != nil {
+			return h, dst, batchErr(n, "%v", err)
+		}
+		dst = append(dst, f)
+	}
+	if len(dst) != h.Count {
+		return h, dst, batchErr(0, "header announces %d bets but the batch has %d", h.Count, len(dst))
+	}
+	return h, dst, nil
+}
+
+var nl = []byte{'\n'}
+
+func parseHeaderLine(line []byte, h *BatchHeader) error {
+	agency, rest, ok := bytes.Cut(line, semi)
+	if !ok {
+		return batchErr(1, "header %q is not <agency>;<bets>", clip(line))
+	}
+	count, rest, hasExt := bytes.Cut(rest, semi)
+	var err error
+	if h.Agency, err = decimal(agency, 9); err != nil {
+		return batchErr(1, "agency %q is not a number", clip(agency))
+	}
+	if h.Count, err = decimal(count, 9); err != nil {
+		return batchErr(1, "bet count %q is not a number", clip(count))
+	}
+	for hasExt {
+		var kv []byte
+		kv, rest, hasExt = bytes.Cut(rest, semi)
+		k, v, _ := bytes.Cut(kv, eq)
+		switch string(k) {
+		case ExtSeq:
+			seq, err := strconv.ParseUint(string(v), 10, 64)
+			if err != nil {
+				return batchErr(1, "extension seq=%q is not a number", clip(v))
+			}
+			h.Seq = seq
+		case ExtTraceparent:
+			if len(v) > MaxTraceparentLen {
+				return batchErr(1, "extension traceparent longer than %d bytes", MaxTraceparentLen)
+			}
+			h.Traceparent = v
+		}
+		// Unknown keys are ignored so that later extensions stay compatible.
+	}
+	return nil
+}
+
+var (
+	semi = []byte{';'}
+	eq   = []byte{'='}
+)
+
+var errFields = errors.New("want 5 fields <name>;<surname>;<document>;<yyyy-mm-dd>;<number>")
+
+func splitBet(line []byte, f *BetFields) error {
+	for i := 0; i < NumFields-1; i++ {
+		j := bytes.IndexByte(line, ';')
+		if j < 0 {
+			return fmt.Errorf("%d fields: %w", i+1, errFields)
+		}
+		f[i], line = line[:j], line[j+1:]
+	}
+	if bytes.IndexByte(line, ';') >= 0 {
+		return fmt.Errorf("more than 5 fields: %w", errFields)
+	}
+	f[NumFields-1] = line
+	return nil
+}
+
+// decimal parses 1..maxDigits ASCII digits.
+func decimal(b []byte, maxDigits int) (int, error) {
+	if len(b) == 0 || len(b) > maxDigits {
+		return 0, errors.New("not a number")
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, errors.New("not a number")
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, nil
+}
+
+// clip shortens what an error quotes from the network.
+func clip(b []byte) []byte {
+	if len(b) > 40 {
+		return b[:40]
+	}
+	return b
+}
+
+// HeaderLineLen is the length of a batch header line (newline included) as
+// AppendBatchHeader writes it, so a packer can size frames exactly.
+func HeaderLineLen(h BatchHeader) int {
+	n := digits(uint64(h.Agency)) + 1 + digits(uint64(h.Count)) + 1
+	if h.Seq != 0 {
+		n += len(";"+ExtSeq+"=") + digits(h.Seq)
+	}
+	if len(h.Traceparent) != 0 {
+		n += len(";"+ExtTraceparent+"=") + len(h.Traceparent)
+	}
+	return n
+}
+
+// AppendBatchHeader appends the header line of a batch.
+func AppendBatchHeader(dst []byte, h BatchHeader) []byte {
+	dst = strconv.AppendInt(dst, int64(h.Agency), 10)
+	dst = append(dst, ';')
+	dst = strconv.AppendInt(dst, int64(h.Count), 10)
+	if h.Seq != 0 {
+		dst = append(dst, ";"+ExtSeq+"="...)
+		dst = strconv.AppendUint(dst, h.Seq, 10)
+	}
+	if len(h.Traceparent) != 0 {
+		dst = append(dst, ";"+ExtTraceparent+"="...)
+		dst = append(dst, h.Traceparent...)
+	}
+	return append(dst, '\n')
+}
+
+// BetLineLen is the length of a bet line (newline included).
+func BetLineLen(first, last, document, birthdate string, number int) int {
+	return len(first) + len(last) + len(document) + len(birthdate) + digits(uint64(number)) + 5
+}
+
+// AppendBetLine appends one bet line.
+func AppendBetLine(dst []byte, first, last, document, birthdate string, number int) []byte {
+	dst = append(dst, first...)
+	dst = append(dst, ';')
+	dst = append(dst, last...)
+	dst = append(dst, ';')
+	dst = append(dst, document...)
+	dst = append(dst, ';')
+	dst = append(dst, birthdate...)
+	dst = append(dst, ';')
+	dst = strconv.AppendInt(dst, int64(number), 10)
+	return append(dst, '\n')
+}
+
+func digits(n uint64) int {
+	d := 1
+	for n >= 10 {
+		n /= 10
+		d++
+	}
+	return d
+}
