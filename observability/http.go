@@ -218,6 +218,7 @@ func Healthcheck(ctx context.Context, url string) error {
 		Proxy:             nil, // a local probe never goes through a proxy
 		DisableKeepAlives: true,
 	}}
+	defer client.CloseIdleConnections()
 	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("healthcheck: GET %s failed (is the process running and METRICS_ADDR set?): %w", url, err)

@@ -23,10 +23,7 @@ const unknown = "unknown"
 // with service, version (the main module's version), revision (vcs.revision)
 // and goversion; a value the binary does not record is "unknown".
 func NewRegistry(service string) *prometheus.Registry {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		bi = nil
-	}
+	bi, _ := debug.ReadBuildInfo() // nil when the binary has none
 	reg := prometheus.NewRegistry()
 	// A fresh registry cannot already hold these, so MustRegister cannot panic.
 	reg.MustRegister(

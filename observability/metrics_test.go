@@ -113,7 +113,10 @@ type fakeObserver struct {
 	exemplars []prometheus.Labels
 }
 
-func (o *fakeObserver) Observe(v float64) { o.values = append(o.values, v); o.exemplars = append(o.exemplars, nil) }
+func (o *fakeObserver) Observe(v float64) {
+	o.values = append(o.values, v)
+	o.exemplars = append(o.exemplars, nil)
+}
 
 type fakeExemplarObserver struct{ fakeObserver }
 

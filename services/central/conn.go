@@ -237,6 +237,14 @@ func (c *conn) batch(ctx context.Context, payload []byte) {
 	}
 	*rows = r
 	vspan.End()
+	if len(bets) == 0 {
+		// An empty batch stores nothing: it only says which agency this
+		// connection is, so it is welcome even after the draw.
+		putBuf(rows)
+		pb.result = resultSuccess
+		c.queue = append(c.queue, pb)
+		return
+	}
 	if s.shuttingDown() {
 		putBuf(rows)
 		c.reject(&pb, resultShuttingDown, "central is shutting down: batch not stored, send it again later")

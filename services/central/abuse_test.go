@@ -1,0 +1,165 @@
+package central_test
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/loteria/loteria/services/central"
+	"github.com/loteria/loteria/services/internal/testenv"
+)
+
+// TestBadFramesEndOnlyTheirConnection sends each kind of bad frame on its
+// own connection while a good agency keeps sending, and checks the bad one
+// is told why and dropped, the good one is untouched and nothing
+// acknowledged is lost.
+func TestBadFramesEndOnlyTheirConnection(t *testing.T) {
+	cases := []struct {
+		name   string
+		send   string // raw bytes
+		half   bool   // close our side after sending (truncation)
+		reason string // loteria_protocol_errors_total reason
+	}{
+		{"header with letters", "0000x003END", false, "bad_header"},
+		{"header with spaces", "     3  END", false, "bad_header"},
+		{"negative length", "-0000003END", false, "bad_header"},
+		{"over the limit", "00065537" + strings.Repeat("a", 10), false, "frame_too_large"},
+		{"max eight digits", "99999999", false, "frame_too_large"},
+		{"truncated payload", "00000100" + "1;1\nAna", true, "truncated_frame"},
+		{"truncated header", "0000", true, "truncated_frame"},
+	}
+	h := startCentral(t, central.Config{Agencies: 1, MaxFrame: 64 << 10})
+	good := dialRaw(t, h.addr)
+	good.send("1;1\nAna;Pérez;1;1990-01-01;7574\n")
+	good.expect("success;Batch stored successfully.")
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := testutil.ToFloat64(counterWith(t, h.reg, "loteria_protocol_errors_total", "reason", tc.reason))
+			bad := dialRaw(t, h.addr)
+			if _, err := bad.nc.Write([]byte(tc.send)); err != nil {
+				t.Fatal(err)
+			}
+			if tc.half {
+				bad.nc.(interface{ CloseWrite() error }).CloseWrite()
+			}
+			bad.expectPrefix("error;")
+			bad.expectClosed()
+			testenv.Eventually(t, 5*time.Second, "the protocol error to be counted", func() bool {
+				return testutil.ToFloat64(counterWith(t, h.reg, "loteria_protocol_errors_total", "reason", tc.reason)) == before+1
+			})
+			// The good agency goes on as if nothing happened.
+			good.send("1;1\nLuis;Gómez;2;1990-01-01;1\n")
+			good.expect("success;Batch stored successfully.")
+		})
+	}
+	good.send("END")
+	good.expect("1")
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(testenv.ReadStore(t, h.store)), 1+len(cases); got != want {
+		t.Errorf("store holds %d bets, want the %d acknowledged", got, want)
+	}
+}
+
+// TestInvalidBatchesStoreNothing checks each validation rule: the whole
+// batch is refused with a message naming the line, and nothing of it is
+// stored.
+func TestInvalidBatchesStoreNothing(t *testing.T) {
+	good := "Ana;Pérez;1;1990-01-01;5\n"
+	cases := []struct {
+		name, payload, wantMsg string
+	}{
+		{"count larger than lines", "1;3\n" + good + good, "announces 3"},
+		{"count smaller than lines", "1;1\n" + good + good, "line 3"},
+		{"four fields", "1;2\n" + good + "Ana;Pérez;1;1990-01-01\n", "line 3"},
+		{"six fields", "1;2\n" + good + "Ana;Pérez;1;1990-01-01;5;6\n", "line 3"},
+		{"empty first name", "1;2\n" + good + ";Pérez;1;1990-01-01;5\n", "line 3: empty first name"},
+		{"empty last name", "1;2\n" + good + "Ana;;1;1990-01-01;5\n", "line 3: empty last name"},
+		{"document not decimal", "1;2\n" + good + "Ana;Pérez;12a;1990-01-01;5\n", "line 3"},
+		{"number not decimal", "1;2\n" + good + "Ana;Pérez;1;1990-01-01;x\n", "line 3"},
+		{"number over 9999", "1;2\n" + good + "Ana;Pérez;1;1990-01-01;10000\n", "line 3"},
+		{"no such day", "1;2\n" + good + "Ana;Pérez;1;1999-02-30;5\n", `line 3: bad date "1999-02-30"`},
+		{"not a date", "1;2\n" + good + "Ana;Pérez;1;30/01/1990;5\n", "line 3"},
+		{"agency out of range", "7;1\n" + good, "agency 7"},
+		{"agency zero", "0;1\n" + good, "agency 0"},
+		{"header not numbers", "uno;1\n" + good, "line 1"},
+		{"no header separator", "1\n" + good, "line 1"},
+		{"invalid UTF-8 name", "1;1\nAn\xffa;Pérez;1;1990-01-01;5\n", "line 2"},
+	}
+	h := startCentral(t, central.Config{Agencies: 2})
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, h.addr)
+			c.send(tc.payload)
+			msg := c.expectPrefix("error;")
+			if !strings.Contains(msg, tc.wantMsg) {
+				t.Errorf("error ack %q does not mention %q", msg, tc.wantMsg)
+			}
+			// The connection stays open after an error ack.
+			c.send("1;0\n")
+			c.expect("success;Batch stored successfully.")
+		})
+	}
+	t.Run("agency changes on one connection", func(t *testing.T) {
+		c := dialRaw(t, h.addr)
+		c.send("1;1\n" + good)
+		c.expect("success;Batch stored successfully.")
+		c.send("2;1\n" + good)
+		if msg := c.expectPrefix("error;"); !strings.Contains(msg, "agency 2 on a connection of agency 1") {
+			t.Errorf("error ack %q", msg)
+		}
+	})
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(testenv.ReadStore(t, h.store)); got != 1 {
+		t.Errorf("store holds %d bets, want only the 1 valid one", got)
+	}
+}
+
+// TestIdlePeerTimesOut: a peer that stops mid-conversation is dropped.
+func TestIdlePeerTimesOut(t *testing.T) {
+	h := startCentral(t, central.Config{Agencies: 1, IdleTimeout: 100 * time.Millisecond})
+	c := dialRaw(t, h.addr)
+	c.expectClosed()
+	testenv.Eventually(t, 5*time.Second, "the idle close to be counted", func() bool {
+		return testutil.ToFloat64(counterWith(t, h.reg, "loteria_connections_closed_total", "reason", "idle_timeout")) == 1
+	})
+}
+
+// TestConnectionCap: connections over the cap are told and closed; those
+// under it are served.
+func TestConnectionCap(t *testing.T) {
+	h := startCentral(t, central.Config{Agencies: 1, MaxConnections: 2})
+	a := dialRaw(t, h.addr)
+	b := dialRaw(t, h.addr)
+	// Make sure both are being served before the third arrives.
+	a.send("1;0\n")
+	a.expect("success;Batch stored successfully.")
+	b.send("1;0\n")
+	b.expect("success;Batch stored successfully.")
+	third := dialRaw(t, h.addr)
+	if msg := third.expectPrefix("error;"); !strings.Contains(msg, "connection limit") {
+		t.Errorf("refusal %q does not say why", msg)
+	}
+	third.expectClosed()
+	if got := testutil.ToFloat64(counterWith(t, h.reg, "loteria_connections_rejected_total", "reason", "limit")); got != 1 {
+		t.Errorf("rejected = %v, want 1", got)
+	}
+	// Once one closes, a new one is served.
+	a.nc.Close()
+	testenv.Eventually(t, 5*time.Second, "a slot to free up", func() bool {
+		return testutil.ToFloat64(counterWith(t, h.reg, "loteria_agencies_connected", "", "")) == 1
+	})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		d := dialRaw(t, h.addr)
+		d.send("1;0\n")
+		d.expect("success;Batch stored successfully.")
+	})
+	wg.Wait()
+}

@@ -1,0 +1,293 @@
+package central_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/loteria/loteria/services/agency"
+	"github.com/loteria/loteria/services/central"
+	"github.com/loteria/loteria/services/internal/betfile"
+	"github.com/loteria/loteria/services/internal/testenv"
+	"github.com/loteria/loteria/services/internal/wire"
+)
+
+type harness struct {
+	srv   *central.Server
+	addr  string
+	reg   *prometheus.Registry
+	store string
+	stop  func() error
+}
+
+// startCentral runs a central on a loopback port until the test ends.
+func startCentral(t *testing.T, cfg central.Config) *harness {
+	t.Helper()
+	if cfg.StorePath == "" {
+		cfg.StorePath = filepath.Join(t.TempDir(), "bets.csv")
+	}
+	cfg.Address = "127.0.0.1:0"
+	reg := prometheus.NewRegistry()
+	srv, err := central.New(cfg, central.Deps{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	var once sync.Once
+	var serveErr error
+	stop := func() error {
+		once.Do(func() { cancel(); serveErr = <-done })
+		return serveErr
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("central shutdown: %v", err)
+		}
+	})
+	return &harness{srv: srv, addr: srv.Addr().String(), reg: reg, store: cfg.StorePath, stop: stop}
+}
+
+func runAgency(ctx context.Context, addr, path string, id, maxBets, inFlight int, protocol string) (agency.Result, error) {
+	f, err := betfile.Open(path, id)
+	if err != nil {
+		return agency.Result{}, err
+	}
+	defer f.Close()
+	c, err := agency.NewClient(agency.Options{
+		Agency: id, Address: addr, MaxBets: maxBets, InFlight: inFlight, Protocol: protocol,
+		Timeout: 20 * time.Second, WinnersTimeout: time.Minute,
+	}, agency.Deps{})
+	if err != nil {
+		return agency.Result{}, err
+	}
+	return c.Run(ctx, f)
+}
+
+// TestOfficialData runs the five official agencies over real TCP and checks
+// every bet is stored exactly once and every agency gets exactly its own
+// winners, computed here from its file.
+func TestOfficialData(t *testing.T) {
+	dir := testenv.OfficialDataDir(t)
+	want := map[int][]testenv.Bet{}
+	total := 0
+	for i := 1; i <= 5; i++ {
+		want[i] = testenv.ReadAgencyFile(t, testenv.AgencyFile(dir, i), i)
+		total += len(want[i])
+	}
+	if total != 78697 {
+		t.Fatalf("official data holds %d bets, its README says 78,697", total)
+	}
+	for _, tc := range []struct {
+		name     string
+		maxBets  int
+		inFlight int
+		protocol string
+	}{
+		{"maxAmount=10/stop-and-wait/seed", 10, 1, agency.ProtocolSeed},
+		{"full-8KiB/pipelined/loteria", 10000, 8, agency.ProtocolLoteria},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startCentral(t, central.Config{Agencies: 5})
+			results := make([]agency.Result, 6)
+			errs := make([]error, 6)
+			var wg sync.WaitGroup
+			start := time.Now()
+			for i := 1; i <= 5; i++ {
+				wg.Go(func() {
+					results[i], errs[i] = runAgency(t.Context(), h.addr, testenv.AgencyFile(dir, i), i, tc.maxBets, tc.inFlight, tc.protocol)
+				})
+			}
+			wg.Wait()
+			t.Logf("5 agencies, %d bets: %s", total, time.Since(start))
+			for i := 1; i <= 5; i++ {
+				if errs[i] != nil {
+					t.Fatalf("agency %d: %v", i, errs[i])
+				}
+				if w := testenv.Winners(want[i]); !slices.Equal(results[i].Winners, w) {
+					t.Errorf("agency %d winners = %v, want %v", i, results[i].Winners, w)
+				}
+				if results[i].Bets != len(want[i]) {
+					t.Errorf("agency %d: %d bets acked, want %d", i, results[i].Bets, len(want[i]))
+				}
+			}
+			if err := h.stop(); err != nil {
+				t.Fatal(err)
+			}
+			stored := testenv.ByAgency(testenv.ReadStore(t, h.store))
+			for i := 1; i <= 5; i++ {
+				if !slices.Equal(stored[i], want[i]) {
+					t.Errorf("agency %d: store holds %d bets, want its %d bets exactly once in file order", i, len(stored[i]), len(want[i]))
+				}
+			}
+			if got := testutil.ToFloat64(counterWith(t, h.reg, "loteria_batches_received_total", "result", "success")); got == 0 {
+				t.Error("no successful batch counted")
+			}
+		})
+	}
+}
+
+// counterWith finds one series of a metric family in a registry.
+func counterWith(t *testing.T, g prometheus.Gatherer, name, label, value string) prometheus.Collector {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if label == "" {
+				v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "x"}, func() float64 { return v })
+			}
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+					return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "x"}, func() float64 { return v })
+				}
+			}
+		}
+	}
+	t.Fatalf("no series %s{%s=%q}", name, label, value)
+	return nil
+}
+
+// rawConn speaks the protocol byte by byte, as the seed's client does.
+type rawConn struct {
+	t  *testing.T
+	nc net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	return &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
+}
+
+func (c *rawConn) send(payload string) {
+	c.t.Helper()
+	if _, err := fmt.Fprintf(c.nc, "%08d%s", len(payload), payload); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// expect reads exactly the bytes of one frame carrying payload.
+func (c *rawConn) expect(payload string) {
+	c.t.Helper()
+	want := fmt.Sprintf("%08d%s", len(payload), payload)
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c.br, got); err != nil {
+		c.t.Fatalf("reading %q: %v (got %q)", want, err, got)
+	}
+	if string(got) != want {
+		c.t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// expectPrefix reads one frame and checks its payload's start.
+func (c *rawConn) expectPrefix(prefix string) string {
+	c.t.Helper()
+	p, err := wire.ReadFrame(c.br, nil, 1<<20)
+	if err != nil {
+		c.t.Fatalf("reading a frame starting %q: %v", prefix, err)
+	}
+	if !strings.HasPrefix(string(p), prefix) {
+		c.t.Fatalf("got %q, want it to start with %q", p, prefix)
+	}
+	return string(p)
+}
+
+func (c *rawConn) expectClosed() {
+	c.t.Helper()
+	if b, err := c.br.ReadByte(); err == nil {
+		c.t.Fatalf("connection still open: read %q", b)
+	} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "reset") {
+		c.t.Fatalf("want the central to close the connection, got %v", err)
+	}
+}
+
+// TestSeedClientByteForByte speaks exactly the seed protocol (no
+// extensions) and checks every answer byte for byte.
+func TestSeedClientByteForByte(t *testing.T) {
+	h := startCentral(t, central.Config{Agencies: 2})
+	a1 := dialRaw(t, h.addr)
+	a1.send("1;2\nSantiago Lionel;Lorca;30904465;1999-03-17;7574\nAgustín;Zambrano;21689196;2000-05-10;9325\n")
+	a1.expect("success;Batch stored successfully.")
+	// An invalid batch gets an error ack; the connection stays open.
+	a1.send("1;1\nAna;Pérez;123;1999-02-30;5\n")
+	if msg := a1.expectPrefix("error;"); !strings.Contains(msg, "line 2") || !strings.Contains(msg, "1999-02-30") {
+		t.Errorf("error ack %q does not say which line and what", msg)
+	}
+	a1.send("1;1\nMaría José;Abadía;11111111;1980-01-01;7574\n")
+	a1.expect("success;Batch stored successfully.")
+	a1.send("END")
+
+	a2 := dialRaw(t, h.addr)
+	a2.send("2;1\nTiago Nicolás;Rivera;34407251;2001-08-29;1033\n")
+	a2.expect("success;Batch stored successfully.")
+	a2.send("END")
+
+	a1.expect("30904465;11111111")
+	a1.expectClosed()
+	a2.expect("NO_WINNERS")
+	a2.expectClosed()
+}
+
+// TestNoWinnersBeforeBarrier: an agency that sent END hears nothing until
+// the last agency has; one that comes back after the draw is answered at
+// once; bets after the draw are refused.
+func TestNoWinnersBeforeBarrier(t *testing.T) {
+	h := startCentral(t, central.Config{Agencies: 2})
+	a1 := dialRaw(t, h.addr)
+	a1.send("1;1\nAna;Pérez;1;1990-01-01;7574\n")
+	a1.expect("success;Batch stored successfully.")
+	a1.send("END")
+	// Agency 2 is still sending: agency 1 must hear nothing yet.
+	a2 := dialRaw(t, h.addr)
+	a2.send("2;1\nLuis;Gómez;2;1990-01-01;1\n")
+	a2.expect("success;Batch stored successfully.")
+	a1.nc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := a1.br.ReadByte(); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("agency 1 heard something before the barrier: %v", err)
+	}
+	a1.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	a2.send("END")
+	a1.expect("1")
+	a2.expect("NO_WINNERS")
+
+	again := dialRaw(t, h.addr)
+	again.send("1;0\n")
+	again.expect("success;Batch stored successfully.")
+	again.send("END")
+	again.expect("1")
+
+	late := dialRaw(t, h.addr)
+	late.send("2;1\nLuis;Gómez;3;1990-01-01;7574\n")
+	late.expectPrefix("error;")
+}

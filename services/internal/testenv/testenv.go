@@ -1,0 +1,189 @@
+// Package testenv helps tests find the official data, compute what it
+// implies independently of the code under test, read the store back, and
+// build the programs.
+package testenv
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// RepoRoot is the directory holding go.mod.
+func RepoRoot(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatal("go.mod not found above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+// OfficialDataDir is ../shared/datasets/tp0 beside the repository. It is
+// skipped outside CI when missing, and fails in CI (CI=true).
+func OfficialDataDir(tb testing.TB) string {
+	tb.Helper()
+	dir := filepath.Join(RepoRoot(tb), "..", "shared", "datasets", "tp0")
+	if _, err := os.Stat(filepath.Join(dir, "agency-1.csv")); err != nil {
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("official data missing at %s: CI must have ../shared beside the clone", dir)
+		}
+		tb.Skipf("official data not found at %s", dir)
+	}
+	return dir
+}
+
+// AgencyFile is the path of agency i's file in dir.
+func AgencyFile(dir string, i int) string {
+	return filepath.Join(dir, fmt.Sprintf("agency-%d.csv", i))
+}
+
+// Bet is a bet as the test reads it, with plain string fields.
+type Bet struct {
+	Agency                                   int
+	First, Last, Document, Birthdate, Number string
+}
+
+// Key is a bet's identity for exactly-once checks.
+func (b Bet) Key() string {
+	return strings.Join([]string{strconv.Itoa(b.Agency), b.First, b.Last, b.Document, b.Birthdate, b.Number}, "\x00")
+}
+
+// ReadAgencyFile reads a dataset file with encoding/csv.
+func ReadAgencyFile(tb testing.TB, path string, agency int) []Bet {
+	tb.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = 5
+	var bets []Bet
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return bets
+		}
+		if err != nil {
+			tb.Fatalf("%s: %v", path, err)
+		}
+		bets = append(bets, Bet{agency, rec[0], rec[1], rec[2], rec[3], rec[4]})
+	}
+}
+
+// Winners is the DNIs of the bets playing 7574, in file order, computed
+// here rather than by the lottery package.
+func Winners(bets []Bet) []string {
+	w := []string{}
+	for _, b := range bets {
+		if n, err := strconv.Atoi(b.Number); err == nil && n == 7574 {
+			w = append(w, b.Document)
+		}
+	}
+	return w
+}
+
+// ReadStore reads the central's bets file (agency,first,last,document,
+// birthdate,number) with encoding/csv.
+func ReadStore(tb testing.TB, path string) []Bet {
+	tb.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = 6
+	var bets []Bet
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return bets
+		}
+		if err != nil {
+			tb.Fatalf("%s: %v", path, err)
+		}
+		a, err := strconv.Atoi(rec[0])
+		if err != nil {
+			tb.Fatalf("%s: agency %q", path, rec[0])
+		}
+		bets = append(bets, Bet{a, rec[1], rec[2], rec[3], rec[4], rec[5]})
+	}
+}
+
+// ByAgency groups bets by agency, keeping order.
+func ByAgency(bets []Bet) map[int][]Bet {
+	m := map[int][]Bet{}
+	for _, b := range bets {
+		m[b.Agency] = append(m[b.Agency], b)
+	}
+	return m
+}
+
+// BuildPrograms builds the named commands under services/cmd into dir and
+// returns their paths by name.
+func BuildPrograms(tb testing.TB, dir string, names ...string) map[string]string {
+	tb.Helper()
+	root := RepoRoot(tb)
+	out := map[string]string{}
+	args := []string{"build", "-o", dir + string(os.PathSeparator)}
+	for _, n := range names {
+		args = append(args, "./services/cmd/"+n)
+		out[n] = filepath.Join(dir, n)
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("go build: %v\n%s", err, b)
+	}
+	return out
+}
+
+// FreeAddr returns a loopback address with a port free right now.
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Eventually polls cond every few milliseconds until it holds or the
+// timeout passes.
+func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
+		case <-tick.C:
+		}
+	}
+}
