@@ -34,7 +34,8 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-lint: fmt-check vet ## gofmt and go vet
+lint: fmt-check vet ## gofmt, go vet, dashboards JSON up to date
+	$(GO) run ./dashboards/cmd/gen -check
 
 test-unit: ## go test -race ./... (no fuzzing)
 	$(GO) test -race -count=1 ./...
@@ -55,7 +56,8 @@ test: lint jaeger ## everything CI runs: lint, race tests (with real Prometheus 
 bench: ## Go benchmarks of the hot paths
 	$(GO) test -run='^$$' -bench=. -benchmem ./services/...
 
-compose: ## deploy/out/ for AGENCIES=N
+compose: ## deploy/out/ for AGENCIES=N (generates data for agencies without a file)
+	$(GO) run ./services/cmd/gendata --agencies $(AGENCIES) --out .data
 	$(GO) run ./deploy/cmd/generar-compose --agencies $(AGENCIES) --output $(COMPOSE_FILE) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 up: compose ## docker compose up (needs a Docker engine)

@@ -81,8 +81,15 @@ type Deps struct {
 	Logger  *slog.Logger
 	Metrics *Metrics
 	Tracer  trace.Tracer
-	// OnAck, when set, is called for every ack with its round trip.
-	OnAck func(rtt time.Duration, bets int)
+	// OnAck, when set, is called for every ack with its latency: from the
+	// batch's write, or from when it was due when Pace is set.
+	OnAck func(latency time.Duration, bets int)
+	// Pace, when set, is called before each batch is packed with the bets
+	// sent so far; it may block to hold a rate, and returns when the batch
+	// was due. Latency is then measured from that time, so a server that
+	// falls behind shows as latency rather than as less load (no
+	// coordinated omission).
+	Pace func(ctx context.Context, sent int) (due time.Time, err error)
 }
 
 // Result is what one run achieved.
@@ -110,6 +117,7 @@ type Client struct {
 	m      *Metrics
 	tracer trace.Tracer
 	onAck  func(time.Duration, int)
+	pace   func(context.Context, int) (time.Time, error)
 }
 
 // NewClient checks opts and builds a client.
@@ -126,7 +134,7 @@ func NewClient(opts Options, deps Deps) (*Client, error) {
 	if deps.Tracer == nil {
 		deps.Tracer = noop.NewTracerProvider().Tracer("")
 	}
-	return &Client{opts: opts, log: deps.Logger, m: deps.Metrics, tracer: deps.Tracer, onAck: deps.OnAck}, nil
+	return &Client{opts: opts, log: deps.Logger, m: deps.Metrics, tracer: deps.Tracer, onAck: deps.OnAck, pace: deps.Pace}, nil
 }
 
 type inflight struct {
@@ -197,101 +205,25 @@ const traceparentTemplate = "00-00000000000000000000000000000000-000000000000000
 func (c *Client) converse(ctx context.Context, conn net.Conn, src Source) (Result, error) {
 	var res Result
 	br := bufio.NewReaderSize(conn, 4096)
-	pk := &packer{agency: c.opts.Agency, maxBets: c.opts.MaxBets, maxFrame: wire.MaxAgencyFrame, src: src}
-	ext := c.opts.Protocol == ProtocolLoteria
-	var (
-		b      batch
-		queue  []inflight
-		seq    uint64
-		ackBuf []byte
-	)
-	readAck := func() error {
-		p := queue[0]
-		queue = queue[1:]
-		conn.SetReadDeadline(time.Now().Add(c.opts.Timeout))
-		payload, err := wire.ReadFrame(br, ackBuf[:0], 64<<10)
-		if err != nil {
-			return c.endBatch(p, c.ioFail("read ack of batch "+strconv.FormatUint(p.seq, 10), err))
-		}
-		ackBuf = payload
-		if err := wire.ParseAck(payload); err != nil {
-			return c.endBatch(p, c.fail(reasonErrorAck, fmt.Errorf("batch %d (%d bets): %w", p.seq, p.bets, err)))
-		}
-		rtt := time.Since(p.sent)
-		observability.ObserveWithTrace(p.ctx, c.m.ackDuration, rtt.Seconds())
-		c.m.betsAcked.Add(float64(p.bets))
-		if c.onAck != nil {
-			c.onAck(rtt, p.bets)
-		}
-		res.Bets += p.bets
-		res.Batches++
-		c.endBatch(p, nil)
-		return nil
-	}
-	defer func() {
-		for _, p := range queue {
-			c.endBatch(p, errors.New("not acknowledged"))
-		}
-	}()
 
-	for {
-		seq++
-		tmpl := wire.BatchHeader{Agency: c.opts.Agency}
-		if ext {
-			tmpl.Seq = seq
-			tmpl.Traceparent = []byte(traceparentTemplate)
+	// The window: a batch enters before it is written and leaves when its
+	// ack is read, so at most InFlight are unacknowledged. A reader
+	// goroutine takes acks as they come, so their latency is measured
+	// when they arrive, whatever the sender is doing.
+	window := make(chan inflight, c.opts.InFlight)
+	readerDone := make(chan error, 1)
+	go func() { readerDone <- c.readAcks(conn, br, window, &res) }()
+
+	sendErr := c.sendBatches(ctx, conn, src, window)
+	close(window)
+	ackErr := <-readerDone
+	if sendErr != nil || ackErr != nil {
+		// Whichever failed first is the cause; the other usually follows
+		// from the connection being closed.
+		if ackErr != nil && (sendErr == nil || !isConnClosed(ackErr)) {
+			return res, ackErr
 		}
-		n, err := pk.next(tmpl)
-		if errors.Is(err, io.EOF) {
-			if seq > 1 {
-				break
-			}
-			// No bets at all: an empty batch still tells the central
-			// which agency this connection is, so END counts for it.
-			n = 0
-			pk.count = 0
-			pk.body = pk.body[:0]
-		} else if err != nil {
-			return res, c.fail(reasonData, err)
-		}
-		bctx, span := c.tracer.Start(ctx, "agency.send_batch", trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(
-				attribute.Int("loteria.agency.id", c.opts.Agency),
-				attribute.Int64("loteria.batch.seq", int64(seq)),
-				attribute.Int("loteria.batch.bets", n),
-			))
-		hdr := wire.BatchHeader{Agency: c.opts.Agency}
-		if ext {
-			hdr.Seq = seq
-			if tp := observability.Traceparent(bctx); tp != "" {
-				hdr.Traceparent = []byte(tp)
-			}
-		}
-		pk.assemble(&b, hdr)
-		span.SetAttributes(attribute.Int("loteria.batch.bytes", len(b.frame)))
-		for len(queue) >= c.opts.InFlight {
-			if err := readAck(); err != nil {
-				span.End()
-				return res, err
-			}
-		}
-		conn.SetWriteDeadline(time.Now().Add(c.opts.Timeout))
-		if err := wire.WriteFull(conn, b.frame); err != nil {
-			p := inflight{ctx: bctx, span: span, seq: seq, bets: n}
-			return res, c.endBatch(p, c.ioFail("send batch "+strconv.FormatUint(seq, 10), err))
-		}
-		c.m.batchesSent.Inc()
-		c.m.betsSent.Add(float64(n))
-		c.m.bytesSent.Add(float64(len(b.frame)))
-		queue = append(queue, inflight{sent: time.Now(), bets: n, seq: seq, ctx: bctx, span: span})
-		if n == 0 {
-			break
-		}
-	}
-	for len(queue) > 0 {
-		if err := readAck(); err != nil {
-			return res, err
-		}
+		return res, sendErr
 	}
 	c.log.Info("bets sent", "agency", c.opts.Agency, "bets", res.Bets, "batches", res.Batches)
 
@@ -319,6 +251,121 @@ func (c *Client) converse(ctx context.Context, conn net.Conn, src Source) (Resul
 	c.m.winners.Set(float64(len(winners)))
 	c.m.done.Set(1)
 	return res, nil
+}
+
+func isConnClosed(err error) bool {
+	return errors.Is(err, net.ErrClosed)
+}
+
+// sendBatches packs and writes every batch of src, entering each into the
+// window first. An agency with no bets sends one empty batch, which tells
+// the central which agency this connection is, so its END counts.
+func (c *Client) sendBatches(ctx context.Context, conn net.Conn, src Source, window chan<- inflight) error {
+	pk := &packer{agency: c.opts.Agency, maxBets: c.opts.MaxBets, maxFrame: wire.MaxAgencyFrame, src: src}
+	ext := c.opts.Protocol == ProtocolLoteria
+	var (
+		b    batch
+		seq  uint64
+		sent int
+	)
+	for {
+		var due time.Time
+		if c.pace != nil {
+			var err error
+			if due, err = c.pace(ctx, sent); err != nil {
+				return err
+			}
+		}
+		seq++
+		tmpl := wire.BatchHeader{Agency: c.opts.Agency}
+		if ext {
+			tmpl.Seq = seq
+			tmpl.Traceparent = []byte(traceparentTemplate)
+		}
+		n, err := pk.next(tmpl)
+		if errors.Is(err, io.EOF) {
+			if seq > 1 {
+				return nil
+			}
+			n, pk.count, pk.body = 0, 0, pk.body[:0]
+		} else if err != nil {
+			return c.fail(reasonData, err)
+		}
+		bctx, span := c.tracer.Start(ctx, "agency.send_batch", trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(
+				attribute.Int("loteria.agency.id", c.opts.Agency),
+				attribute.Int64("loteria.batch.seq", int64(seq)),
+				attribute.Int("loteria.batch.bets", n),
+			))
+		hdr := wire.BatchHeader{Agency: c.opts.Agency}
+		if ext {
+			hdr.Seq = seq
+			if tp := observability.Traceparent(bctx); tp != "" {
+				hdr.Traceparent = []byte(tp)
+			}
+		}
+		pk.assemble(&b, hdr)
+		span.SetAttributes(attribute.Int("loteria.batch.bytes", len(b.frame)))
+		if due.IsZero() {
+			due = time.Now()
+		}
+		p := inflight{sent: due, bets: n, seq: seq, ctx: bctx, span: span}
+		select {
+		case window <- p:
+		case <-ctx.Done():
+			return c.endBatch(p, ctx.Err())
+		}
+		conn.SetWriteDeadline(time.Now().Add(c.opts.Timeout))
+		if err := wire.WriteFull(conn, b.frame); err != nil {
+			// The reader owns p now; closing the connection ends its wait.
+			conn.Close()
+			return c.ioFail("send batch "+strconv.FormatUint(seq, 10), err)
+		}
+		c.m.batchesSent.Inc()
+		c.m.betsSent.Add(float64(n))
+		c.m.bytesSent.Add(float64(len(b.frame)))
+		sent += n
+		if n == 0 {
+			return nil
+		}
+	}
+}
+
+// readAcks reads one ack per batch entering the window, in order, until
+// the window closes and is drained. On the first failure it closes the
+// connection (stopping the sender) and ends the remaining batches' spans.
+func (c *Client) readAcks(conn net.Conn, br *bufio.Reader, window <-chan inflight, res *Result) error {
+	var ackBuf []byte
+	var failed error
+	for p := range window {
+		if failed != nil {
+			c.endBatch(p, errors.New("not acknowledged"))
+			continue
+		}
+		conn.SetReadDeadline(time.Now().Add(c.opts.Timeout))
+		payload, err := wire.ReadFrame(br, ackBuf[:0], 64<<10)
+		if err != nil {
+			failed = c.endBatch(p, c.ioFail("read ack of batch "+strconv.FormatUint(p.seq, 10), err))
+			conn.Close()
+			continue
+		}
+		ackBuf = payload
+		if err := wire.ParseAck(payload); err != nil {
+			failed = c.endBatch(p, c.fail(reasonErrorAck, fmt.Errorf("batch %d (%d bets): %w", p.seq, p.bets, err)))
+			conn.Close()
+			continue
+		}
+		latency := time.Since(p.sent)
+		observability.ObserveWithTrace(p.ctx, c.m.ackDuration, latency.Seconds())
+		c.m.betsAcked.Add(float64(p.bets))
+		if c.onAck != nil {
+			c.onAck(latency, p.bets)
+		}
+		res.Bets += p.bets
+		res.Batches++
+		c.endBatch(p, nil)
+	}
+	return failed
 }
 
 func (c *Client) ioFail(what string, err error) error {

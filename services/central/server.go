@@ -42,6 +42,10 @@ type Config struct {
 	// MaxPipeline bounds the batches of one connection queued for the
 	// store before their acks are written (default 16).
 	MaxPipeline int
+	// DiscardBets parses, validates and acknowledges batches without
+	// storing them, to measure what storage costs. Never for real use:
+	// acks then promise nothing and the draw finds no bets.
+	DiscardBets bool
 }
 
 // Defaults of Config.
@@ -123,6 +127,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	st, err := store.Open(cfg.StorePath, store.Options{
 		Logger:     deps.Logger.With("component", "store"),
 		Registerer: deps.Registerer,
+		Discard:    cfg.DiscardBets,
 	})
 	if err != nil {
 		return nil, err

@@ -44,6 +44,10 @@ type Options struct {
 	QueueLen int
 	// SlowSync logs fsyncs slower than this (default 1s).
 	SlowSync time.Duration
+	// Discard acknowledges batches without writing them: the file stays
+	// as it was opened. Only for measuring what storage costs (the load
+	// tool's --no-store); a central never runs so.
+	Discard bool
 }
 
 // GroupInfo describes the group commit a batch joined.
@@ -389,7 +393,7 @@ func (s *Store) writer() {
 // commit writes one group and makes it durable: data, fsync, commit
 // record, fsync. A failed group is cut back off the file.
 func (s *Store) commit(buf []byte) error {
-	if len(buf) == 0 {
+	if len(buf) == 0 || s.opts.Discard {
 		return nil
 	}
 	s.mu.Lock()
