@@ -98,9 +98,14 @@ type Store struct {
 
 	reqs chan *Pending
 
-	mu        sync.Mutex // guards closed, and sends on reqs against Close
-	closed    bool
-	size      int64 // committed bytes; written by the writer, read under mu
+	// closeMu orders sends on reqs before Close closes it: senders hold it
+	// shared (and may block while the queue is full), Close exclusively.
+	// The writer never takes it, so a full queue always drains.
+	closeMu sync.RWMutex
+	closed  bool
+
+	mu        sync.Mutex // guards size and writerErr
+	size      int64      // committed bytes
 	writerErr error
 
 	stopped chan struct{}
@@ -186,8 +191,12 @@ func (s *Store) recover() error {
 	switch {
 	case err == nil:
 		off, ok := lastRecord(log)
-		if !ok && len(log) >= recordLen {
-			return fmt.Errorf("commit log %s has no valid record: restore it or move both files away", cpath)
+		if !ok && fileSize > 0 {
+			// Open always leaves a whole record behind (written aside,
+			// then renamed), so this log was damaged outside loteria.
+			// Cutting the bets file to nothing would lose acknowledged
+			// bets: refuse, and let a person decide.
+			return fmt.Errorf("commit log %s has no valid record but %s holds %d bytes: restore the log, or remove it to keep every whole line of the bets file", cpath, s.path, fileSize)
 		}
 		committed = off
 		if committed > fileSize {
@@ -315,15 +324,18 @@ func (s *Store) Flush(ctx context.Context) error {
 }
 
 func (s *Store) enqueue(p *Pending) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
 	if s.closed {
 		return ErrClosed
 	}
-	if s.writerErr != nil {
-		return s.writerErr
+	s.mu.Lock()
+	failed := s.writerErr
+	s.mu.Unlock()
+	if failed != nil {
+		return failed
 	}
-	s.reqs <- p // the writer never takes mu, so this cannot deadlock
+	s.reqs <- p
 	return nil
 }
 
@@ -437,15 +449,15 @@ func (s *Store) commit(buf []byte) error {
 // Close stops taking batches, lets the writer commit everything queued,
 // and closes the files. It is safe to call more than once.
 func (s *Store) Close() error {
-	s.mu.Lock()
+	s.closeMu.Lock()
 	if s.closed {
-		s.mu.Unlock()
+		s.closeMu.Unlock()
 		<-s.stopped
 		return nil
 	}
 	s.closed = true
 	close(s.reqs)
-	s.mu.Unlock()
+	s.closeMu.Unlock()
 	<-s.stopped
 	err := errors.Join(s.data.Sync(), s.data.Close(), s.commits.Close())
 	if err != nil {

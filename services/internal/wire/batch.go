@@ -154,8 +154,15 @@ func splitBet(line []byte, f *BetFields) error {
 		return fmt.Errorf("more than 5 fields: %w", errFields)
 	}
 	f[NumFields-1] = line
+	for i, v := range f {
+		if len(v) == 0 {
+			return fmt.Errorf("empty %s", fieldNames[i])
+		}
+	}
 	return nil
 }
+
+var fieldNames = [NumFields]string{"first name", "last name", "document", "birthdate", "number"}
 
 // decimal parses 1..maxDigits ASCII digits.
 func decimal(b []byte, maxDigits int) (int, error) {

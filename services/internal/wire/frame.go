@@ -74,20 +74,22 @@ func ReadFrame(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
 // against max. With ReadPayload it lets a caller hold no payload buffer
 // while it waits for a frame to start.
 func ReadHeader(r *bufio.Reader, max int) (int, error) {
-	var h [HeaderLen]byte
-	if n, err := io.ReadFull(r, h[:]); err != nil {
-		if errors.Is(err, io.EOF) && n == 0 {
+	// Peek keeps the header in the reader's buffer: no allocation.
+	h, err := r.Peek(HeaderLen)
+	if err != nil {
+		if len(h) == 0 && errors.Is(err, io.EOF) {
 			return 0, io.EOF
 		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return 0, fmt.Errorf("%w: %d of %d header bytes", ErrTruncatedFrame, n, HeaderLen)
+		if errors.Is(err, io.EOF) {
+			return 0, fmt.Errorf("%w: %d of %d header bytes", ErrTruncatedFrame, len(h), HeaderLen)
 		}
 		return 0, err
 	}
-	size, err := ParseHeader(h[:])
+	size, err := ParseHeader(h)
 	if err != nil {
 		return 0, err
 	}
+	r.Discard(HeaderLen)
 	if size > max {
 		return 0, fmt.Errorf("%w: %d bytes declared, at most %d accepted", ErrFrameTooLarge, size, max)
 	}

@@ -1,0 +1,190 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBucketsCoverEveryValue(t *testing.T) {
+	// Every value falls in a bucket whose range holds it, and buckets are
+	// ordered and tight (relative width under 1/64).
+	values := []int64{0, 1, 63, 64, 65, 127, 128, 129, 1000, 4095, 4096, 1 << 20, 1<<40 + 12345, math.MaxInt64}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 10000 {
+		values = append(values, r.Int64N(1<<45))
+	}
+	for _, v := range values {
+		b := bucketOf(v)
+		lo, hi := bucketRange(b)
+		if v < lo || v > hi {
+			t.Fatalf("value %d in bucket %d = [%d, %d]", v, b, lo, hi)
+		}
+		if b >= numBuckets {
+			t.Fatalf("value %d maps past the last bucket", v)
+		}
+		if v >= 128 && float64(hi-lo+1)/float64(lo) > 1.0/64+1e-12 {
+			t.Fatalf("bucket %d = [%d, %d] wider than 1/64 of its values", b, lo, hi)
+		}
+	}
+	for b := 1; b < 40*subCount; b++ {
+		_, prevHi := bucketRange(b - 1)
+		lo, _ := bucketRange(b)
+		if lo != prevHi+1 {
+			t.Fatalf("gap or overlap between buckets %d and %d: %d then %d", b-1, b, prevHi, lo)
+		}
+	}
+}
+
+func TestPercentilesAgainstSortedValues(t *testing.T) {
+	cases := []struct {
+		name string
+		gen  func(r *rand.Rand) time.Duration
+		n    int
+	}{
+		{"uniform 0-10ms", func(r *rand.Rand) time.Duration { return time.Duration(r.Int64N(int64(10 * time.Millisecond))) }, 10000},
+		{"exponential mean 2ms", func(r *rand.Rand) time.Duration { return time.Duration(r.ExpFloat64() * 2e6) }, 20000},
+		{"bimodal", func(r *rand.Rand) time.Duration {
+			if r.IntN(100) < 2 {
+				return time.Second + time.Duration(r.Int64N(int64(time.Second)))
+			}
+			return 100*time.Microsecond + time.Duration(r.Int64N(int64(time.Millisecond)))
+		}, 5000},
+		{"one value", func(r *rand.Rand) time.Duration { return 1234567 }, 10},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(7, 8))
+			h := NewHistogram()
+			vals := make([]time.Duration, tc.n)
+			var sum time.Duration
+			for i := range vals {
+				vals[i] = tc.gen(r)
+				sum += vals[i]
+				h.Record(vals[i])
+			}
+			slices.Sort(vals)
+			s := h.Snapshot()
+			exact := func(p float64) time.Duration {
+				return vals[int(math.Ceil(p*float64(len(vals))))-1]
+			}
+			check := func(name string, got, want time.Duration) {
+				t.Helper()
+				// Never under the exact value, and over it by at most a
+				// bucket's width (1/64).
+				if got < want || float64(got-want) > float64(want)/64+1 {
+					t.Errorf("%s = %v, exact %v", name, got, want)
+				}
+			}
+			check("p50", s.P50, exact(0.50))
+			check("p90", s.P90, exact(0.90))
+			check("p95", s.P95, exact(0.95))
+			check("p99", s.P99, exact(0.99))
+			check("p99.9", s.P999, exact(0.999))
+			if s.Min != vals[0] || s.Max != vals[len(vals)-1] {
+				t.Errorf("min/max = %v/%v, want %v/%v", s.Min, s.Max, vals[0], vals[len(vals)-1])
+			}
+			if want := sum / time.Duration(len(vals)); s.Mean != want {
+				t.Errorf("mean = %v, want %v", s.Mean, want)
+			}
+			if s.Count != int64(tc.n) {
+				t.Errorf("count = %d, want %d", s.Count, tc.n)
+			}
+		})
+	}
+	if s := NewHistogram().Snapshot(); s != (Snapshot{}) {
+		t.Errorf("empty histogram snapshot = %+v", s)
+	}
+}
+
+func TestRates(t *testing.T) {
+	for _, tc := range []struct {
+		count int64
+		d     time.Duration
+		want  float64
+	}{
+		{1000, time.Second, 1000},
+		{1500, 500 * time.Millisecond, 3000},
+		{7, 0, 0},
+		{0, time.Second, 0},
+	} {
+		if got := rate(tc.count, tc.d); got != tc.want {
+			t.Errorf("rate(%d, %v) = %v, want %v", tc.count, tc.d, got, tc.want)
+		}
+	}
+}
+
+func TestPacerSchedulesFromBetsSent(t *testing.T) {
+	// 10 agencies at 10,000 bets/s: 1,000 bets/s each, one bet per ms.
+	p := newPacer(Config{Agencies: 10, Rate: 10000, Batch: 100}, 1)
+	ctx := context.Background()
+	first, err := p.wait(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A call for bet 0 done in the past does not block and reports the
+	// schedule, not the time of the call.
+	for _, sent := range []int{100, 250, 0} {
+		due, _ := p.wait(ctx, sent)
+		if want := first.Add(time.Duration(sent) * time.Millisecond); !due.Equal(want) {
+			t.Errorf("batch from bet %d due %v after start, want %v", sent, due.Sub(first), want.Sub(first))
+		}
+	}
+	// Agencies are spread over one batch's time.
+	q := newPacer(Config{Agencies: 10, Rate: 10000, Batch: 100}, 6)
+	if q.phase != 50*time.Millisecond {
+		t.Errorf("agency 6 of 10 phase = %v, want 50ms (half of a 100ms batch)", q.phase)
+	}
+}
+
+// TestSmoke is the bounded run CI makes: 200 agencies × 2,000 bets against
+// an in-process central, which must pass its own correctness checks.
+func TestSmoke(t *testing.T) {
+	agencies, bets := 200, 2000
+	if testing.Short() {
+		agencies, bets = 20, 200
+	}
+	var progress bytes.Buffer
+	rep, err := Run(t.Context(), Config{
+		Agencies: agencies, Bets: bets, Batch: 100, InFlight: 4, StoreDir: t.TempDir(),
+		Progress: &progress, Timeout: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	t.Logf("\n%s", text.String())
+	if rep.Failed {
+		t.Fatalf("correctness check failed:\n%s", text.String())
+	}
+	if rep.BetsAcked != int64(agencies*bets) {
+		t.Errorf("bets acked = %d, want %d", rep.BetsAcked, agencies*bets)
+	}
+	if rep.AgenciesOK != agencies || rep.SuccessRatio != 1 {
+		t.Errorf("agencies ok = %d, success ratio %v", rep.AgenciesOK, rep.SuccessRatio)
+	}
+	if len(rep.Checks) != 3 {
+		t.Errorf("want 3 checks (winners, finished, store), got %+v", rep.Checks)
+	}
+	if rep.AckLatency.Count != rep.BatchesAcked {
+		t.Errorf("latency samples %d, batches %d", rep.AckLatency.Count, rep.BatchesAcked)
+	}
+	var js bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.BetsAcked != rep.BetsAcked {
+		t.Errorf("JSON report does not round-trip: %v", err)
+	}
+	if !strings.Contains(text.String(), "Check         ok: store holds exactly the acknowledged bets") {
+		t.Errorf("text report lacks the store check:\n%s", text.String())
+	}
+}
