@@ -8,8 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/loteria/loteria/internal/testenv"
 	"github.com/loteria/loteria/services/central"
-	"github.com/loteria/loteria/services/internal/testenv"
 )
 
 // TestBadFramesEndOnlyTheirConnection sends each kind of bad frame on its

@@ -18,10 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/loteria/loteria/internal/testenv"
 	"github.com/loteria/loteria/services/agency"
 	"github.com/loteria/loteria/services/central"
 	"github.com/loteria/loteria/services/internal/betfile"
-	"github.com/loteria/loteria/services/internal/testenv"
 	"github.com/loteria/loteria/services/internal/wire"
 )
 

@@ -54,8 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(cfg.UnknownKeys) > 0 {
 		log.Debug("config file has keys the agency does not use", "keys", cfg.UnknownKeys)
 	}
-	winners, err := send(ctx, cfg, log)
-	if err != nil {
+	if err := send(ctx, cfg, log, stdout); err != nil {
 		if ctx.Err() != nil {
 			log.Warn("interrupted: connection and file closed", "err", err)
 		} else {
@@ -63,14 +62,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return 1
 	}
-	fmt.Fprintf(stdout, "agency %d winners (%d): %s\n", cfg.ID, len(winners), strings.Join(winners, ";"))
 	return 0
 }
 
-func send(ctx context.Context, cfg *agency.ProgramConfig, log *slog.Logger) ([]string, error) {
+// send runs the agency and prints its winners as soon as they arrive; the
+// deferred linger (keeping /metrics up) comes after.
+func send(ctx context.Context, cfg *agency.ProgramConfig, log *slog.Logger, stdout io.Writer) error {
 	tp, err := observability.NewTracerProvider(ctx, "loteria-agency", attribute.Int("loteria.agency.id", cfg.ID))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -88,7 +88,7 @@ func send(ctx context.Context, cfg *agency.ProgramConfig, log *slog.Logger) ([]s
 		metrics = agency.NewMetrics(reg)
 		hs := observability.NewHTTPServer(cfg.MetricsAddr, r, observability.HTTPOptions{Logger: log})
 		if err := hs.Start(); err != nil {
-			return nil, err
+			return err
 		}
 		log.Info("metrics listening", "address", hs.Addr())
 		defer func() {
@@ -112,7 +112,7 @@ func send(ctx context.Context, cfg *agency.ProgramConfig, log *slog.Logger) ([]s
 
 	f, err := betfile.Open(cfg.DataPath, cfg.ID)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer func() {
 		f.Close()
@@ -124,15 +124,16 @@ func send(ctx context.Context, cfg *agency.ProgramConfig, log *slog.Logger) ([]s
 		Tracer:  tp.Tracer("github.com/loteria/loteria/services/agency"),
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	res, err := client.Run(ctx, f)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	log.Info("consulta_ganadores", "result", "success", "cant_ganadores", len(res.Winners),
 		"bets", res.Bets, "batches", res.Batches, "barrier_wait", res.BarrierWait)
-	return res.Winners, nil
+	fmt.Fprintf(stdout, "agency %d winners (%d): %s\n", cfg.ID, len(res.Winners), strings.Join(res.Winners, ";"))
+	return nil
 }
 
 func healthcheck(ctx context.Context, args []string, stderr io.Writer) int {

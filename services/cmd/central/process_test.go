@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loteria/loteria/internal/testenv"
 	"github.com/loteria/loteria/observability"
 	"github.com/loteria/loteria/services/agency"
 	"github.com/loteria/loteria/services/internal/betfile"
-	"github.com/loteria/loteria/services/internal/testenv"
 )
 
 // These tests run the real central binary as a process, because what they

@@ -16,8 +16,8 @@ import (
 	"github.com/loteria/loteria/services/internal/lottery"
 )
 
-// MaxLine bounds one line of a bets file.
-const MaxLine = 4096
+// MaxLine bounds one line of a bets file (the reader's buffer).
+const MaxLine = 64 << 10
 
 // Reader reads bets one at a time.
 type Reader struct {
@@ -29,7 +29,7 @@ type Reader struct {
 
 // NewReader reads bets of agency from r; name is used in error messages.
 func NewReader(r io.Reader, name string, agency int) *Reader {
-	return &Reader{name: name, agency: agency, br: bufio.NewReaderSize(r, 64<<10)}
+	return &Reader{name: name, agency: agency, br: bufio.NewReaderSize(r, MaxLine)}
 }
 
 // Line is the number of the last line read.

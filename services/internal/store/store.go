@@ -421,7 +421,7 @@ func (s *Store) commit(buf []byte) error {
 		return fmt.Errorf("write the bets file: %w", err)
 	}
 	start := time.Now()
-	if err := s.data.Sync(); err != nil {
+	if err := datasync(s.data); err != nil {
 		return fmt.Errorf("fsync the bets file: %w", err)
 	}
 	end := off + int64(len(buf))
@@ -430,7 +430,7 @@ func (s *Store) commit(buf []byte) error {
 	if _, err := s.commits.Write(rec[:]); err != nil {
 		return fmt.Errorf("write the commit log: %w", err)
 	}
-	if err := s.commits.Sync(); err != nil {
+	if err := datasync(s.commits); err != nil {
 		return fmt.Errorf("fsync the commit log: %w", err)
 	}
 	took := time.Since(start)

@@ -150,7 +150,8 @@ func FinishFrame(frame []byte) {
 	PutHeader(frame, len(frame)-HeaderLen)
 }
 
-// WriteFrame writes payload as one frame with a single Write when it can.
+// WriteFrame writes payload as one frame: the header, then the payload
+// (two writes; hot paths build whole frames with AppendFrame instead).
 func WriteFrame(w io.Writer, payload []byte) error {
 	var h [HeaderLen]byte
 	PutHeader(h[:], len(payload))

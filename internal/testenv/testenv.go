@@ -38,18 +38,36 @@ func RepoRoot(tb testing.TB) string {
 	}
 }
 
-// OfficialDataDir is ../shared/datasets/tp0 beside the repository. It is
-// skipped outside CI when missing, and fails in CI (CI=true).
+// Unavailable skips the test because something it needs is missing, or
+// fails it under CI (CI set), where everything must be there.
+func Unavailable(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("CI") != "" {
+		tb.Fatalf("%s (CI is set: the test must run)", msg)
+	}
+	tb.Skip(msg)
+}
+
+// OfficialDataDir is ../shared/datasets/tp0 beside the repository; see
+// Unavailable for when it is missing.
 func OfficialDataDir(tb testing.TB) string {
 	tb.Helper()
 	dir := filepath.Join(RepoRoot(tb), "..", "shared", "datasets", "tp0")
-	if _, err := os.Stat(filepath.Join(dir, "agency-1.csv")); err != nil {
-		if os.Getenv("CI") != "" {
-			tb.Fatalf("official data missing at %s: CI must have ../shared beside the clone", dir)
-		}
-		tb.Skipf("official data not found at %s", dir)
+	if _, err := os.Stat(AgencyFile(dir, 1)); err != nil {
+		Unavailable(tb, "official data not found at %s", dir)
 	}
 	return dir
+}
+
+// CountBets counts the non-empty lines of agencies 1..n's files in dir.
+func CountBets(tb testing.TB, dir string, n int) int {
+	tb.Helper()
+	total := 0
+	for i := 1; i <= n; i++ {
+		total += len(ReadAgencyFile(tb, AgencyFile(dir, i), i))
+	}
+	return total
 }
 
 // AgencyFile is the path of agency i's file in dir.
@@ -151,7 +169,9 @@ func BuildPrograms(tb testing.TB, dir string, names ...string) map[string]string
 		args = append(args, "./services/cmd/"+n)
 		out[n] = filepath.Join(dir, n)
 	}
-	cmd := exec.Command("go", args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {

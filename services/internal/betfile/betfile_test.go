@@ -1,0 +1,332 @@
+package betfile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/loteria/loteria/internal/testenv"
+	"github.com/loteria/loteria/services/internal/lottery"
+)
+
+var readerKinds = []struct {
+	name string
+	wrap func(io.Reader) io.Reader
+}{
+	{"whole", func(r io.Reader) io.Reader { return r }},
+	{"one-byte", iotest.OneByteReader},
+	{"half", iotest.HalfReader},
+	{"data-err", iotest.DataErrReader},
+}
+
+func readAll(r *Reader) ([]lottery.Bet, error) {
+	var bets []lottery.Bet
+	for {
+		b, err := r.Next()
+		if err == io.EOF {
+			return bets, nil
+		}
+		if err != nil {
+			return bets, err
+		}
+		bets = append(bets, b)
+	}
+}
+
+func TestReader(t *testing.T) {
+	santiago := lottery.Bet{Agency: 2, FirstName: "Santiago Lionel", LastName: "Lorca", Document: "30904465", Birthdate: "1999-03-17", Number: 2201}
+	joaquina := lottery.Bet{Agency: 2, FirstName: "Joaquina", LastName: "Abadía", Document: "29521189", Birthdate: "2000-02-29", Number: 7574}
+	nandu := lottery.Bet{Agency: 2, FirstName: "Ñandú José", LastName: "Ibáñez Güemes", Document: "1", Birthdate: "1940-01-01", Number: 0}
+	const (
+		l1 = "Santiago Lionel,Lorca,30904465,1999-03-17,2201"
+		l2 = "Joaquina,Abadía,29521189,2000-02-29,7574"
+		l3 = "Ñandú José,Ibáñez Güemes,1,1940-01-01,0"
+	)
+	tests := []struct {
+		name string
+		in   string
+		want []lottery.Bet
+	}{
+		{"empty file", "", nil},
+		{"CRLF", l1 + "\r\n" + l2 + "\r\n" + l3 + "\r\n", []lottery.Bet{santiago, joaquina, nandu}},
+		{"LF", l1 + "\n" + l2 + "\n" + l3 + "\n", []lottery.Bet{santiago, joaquina, nandu}},
+		{"mixed", l1 + "\n" + l2 + "\r\n" + l3 + "\n", []lottery.Bet{santiago, joaquina, nandu}},
+		{"no final newline", l1 + "\r\n" + l2, []lottery.Bet{santiago, joaquina}},
+		{"no final newline after CR", l1 + "\r\n" + l2 + "\r", []lottery.Bet{santiago, joaquina}},
+		{"blank lines", "\n\r\n" + l1 + "\r\n\r\n\n" + l2 + "\n\n", []lottery.Bet{santiago, joaquina}},
+		{"only blank lines", "\n\r\n\n", nil},
+		{"leading zeros in number", "A,B,1,2000-01-01,0042\n", []lottery.Bet{{Agency: 2, FirstName: "A", LastName: "B", Document: "1", Birthdate: "2000-01-01", Number: 42}}},
+	}
+	for _, tt := range tests {
+		for _, rk := range readerKinds {
+			t.Run(tt.name+"/"+rk.name, func(t *testing.T) {
+				got, err := readAll(NewReader(rk.wrap(strings.NewReader(tt.in)), "agency-2.csv", 2))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != len(tt.want) || (len(got) > 0 && !reflect.DeepEqual(got, tt.want)) {
+					t.Fatalf("bets = %+v\nwant %+v", got, tt.want)
+				}
+			})
+		}
+	}
+}
+
+func TestReaderMalformed(t *testing.T) {
+	const good = "Ana,Pérez,1,2000-01-01,1"
+	tests := []struct {
+		name    string
+		in      string
+		line    int // the line the error must name
+		mention string
+	}{
+		{"four fields", good + "\nAna,Pérez,1,2000-01-01\n", 2, "fields"},
+		{"six fields", "Ana,Pérez,1,2000-01-01,1,2\n", 1, "fields"},
+		{"semicolons", "Ana;Pérez;1;2000-01-01;1\n", 1, "fields"},
+		{"number too big", good + "\r\n" + good + "\r\nAna,Pérez,1,2000-01-01,10000\r\n", 3, "number"},
+		{"negative number", "Ana,Pérez,1,2000-01-01,-1\n", 1, "number"},
+		{"empty number", "Ana,Pérez,1,2000-01-01,\n", 1, "number"},
+		{"bad date", "Ana,Pérez,1,2023-02-29,1\n", 1, "date"},
+		{"date in another format", "Ana,Pérez,1,17/03/1999,1\n", 1, "date"},
+		{"document with dots", "Ana,Pérez,30.904.465,2000-01-01,1\n", 1, "document"},
+		{"empty first name", ",Pérez,1,2000-01-01,1\n", 1, "first name"},
+		{"empty last name", "Ana,,1,2000-01-01,1\n", 1, "last name"},
+		{"invalid UTF-8", "An\xe1,Pérez,1,2000-01-01,1\n", 1, "UTF-8"},
+		{"CR inside a line", "An\ra,Pérez,1,2000-01-01,1\n", 1, "first name"},
+		{"blank lines count", good + "\n\n\r\n" + "garbage\n", 4, "fields"},
+		{"last line without newline", good + "\n" + "Ana,Pérez,1,2000-01-01,x", 2, "number"},
+		{"space after comma", "Ana, Pérez,1,2000-01-01, 1\n", 1, "number"},
+	}
+	for _, tt := range tests {
+		for _, rk := range readerKinds {
+			t.Run(tt.name+"/"+rk.name, func(t *testing.T) {
+				r := NewReader(rk.wrap(strings.NewReader(tt.in)), "data/agency-3.csv", 3)
+				_, err := readAll(r)
+				if err == nil {
+					t.Fatalf("no error reading %q", tt.in)
+				}
+				prefix := fmt.Sprintf("data/agency-3.csv:%d: ", tt.line)
+				if !strings.HasPrefix(err.Error(), prefix) {
+					t.Fatalf("error %q does not start with %q", err, prefix)
+				}
+				if !strings.Contains(err.Error(), tt.mention) {
+					t.Fatalf("error %q does not mention %q", err, tt.mention)
+				}
+				if r.Line() != tt.line {
+					t.Fatalf("Line() = %d, want %d", r.Line(), tt.line)
+				}
+			})
+		}
+	}
+}
+
+func TestReaderLongLine(t *testing.T) {
+	long := strings.Repeat("é", 40000) + ",Pérez,1,2000-01-01,1\n" // 80 KB
+	in := "Ana,Pérez,1,2000-01-01,1\n" + long
+	r := NewReader(strings.NewReader(in), "f.csv", 1)
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.Next()
+	if err == nil || !strings.HasPrefix(err.Error(), "f.csv:2: ") {
+		t.Fatalf("err = %v, want one naming f.csv:2", err)
+	}
+}
+
+type failingReader struct{ err error }
+
+func (f failingReader) Read([]byte) (int, error) { return 0, f.err }
+
+func TestReaderError(t *testing.T) {
+	boom := errors.New("disk on fire")
+	r := NewReader(io.MultiReader(strings.NewReader("Ana,Pérez,1,2000-01-01,1\n"), failingReader{boom}), "f.csv", 1)
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Next(); !errors.Is(err, boom) || !strings.Contains(err.Error(), "f.csv") {
+		t.Fatalf("err = %v, want the reader's error naming the file", err)
+	}
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "agency-1.csv")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestOpen(t *testing.T) {
+	p := writeFile(t, "Ana,Pérez,1,2000-01-01,1\r\nBea,Núñez,2,2000-01-02,7574\r\n")
+	f, err := Open(p, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bets, err := readAll(f.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []lottery.Bet{
+		{Agency: 4, FirstName: "Ana", LastName: "Pérez", Document: "1", Birthdate: "2000-01-01", Number: 1},
+		{Agency: 4, FirstName: "Bea", LastName: "Núñez", Document: "2", Birthdate: "2000-01-02", Number: 7574},
+	}
+	if !reflect.DeepEqual(bets, want) {
+		t.Fatalf("bets = %+v, want %+v", bets, want)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(filepath.Join(t.TempDir(), "missing.csv"), 1); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Open of a missing file: %v", err)
+	}
+
+	// Errors name the path.
+	p = writeFile(t, "Ana,Pérez,1,2000-01-01,1\nbad\n")
+	f, err = Open(p, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := readAll(f.Reader); err == nil || !strings.HasPrefix(err.Error(), p+":2: ") {
+		t.Fatalf("err = %v, want one naming %s:2", err, p)
+	}
+}
+
+func TestCountLines(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want int
+	}{
+		{"empty", "", 0},
+		{"one line", "a\n", 1},
+		{"one line, no newline", "a", 1},
+		{"CRLF", "a\r\nb\r\nc\r\n", 3},
+		{"blank lines", "\n\r\na\n\n\r\nb\n\n", 2},
+		{"only blanks", "\n\n\r\n\r\n", 0},
+		{"lines are not parsed", "not,a,bet\n;;;\n", 2},
+		{"long line counts once", strings.Repeat("ñ", 100<<10) + "\nb\n" + strings.Repeat("x", 70<<10), 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := CountLines(writeFile(t, tt.in))
+			if err != nil || n != tt.want {
+				t.Fatalf("CountLines = %d, %v; want %d", n, err, tt.want)
+			}
+		})
+	}
+	if _, err := CountLines(filepath.Join(t.TempDir(), "missing.csv")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("CountLines of a missing file: %v", err)
+	}
+}
+
+func TestAppendLine(t *testing.T) {
+	tests := []struct {
+		bet  lottery.Bet
+		want string
+	}{
+		{lottery.Bet{Agency: 1, FirstName: "Santiago Lionel", LastName: "Lorca", Document: "30904465", Birthdate: "1999-03-17", Number: 2201},
+			"Santiago Lionel,Lorca,30904465,1999-03-17,2201\r\n"},
+		{lottery.Bet{Agency: 1, FirstName: "Ñandú", LastName: "Pérez", Document: "123", Birthdate: "2000-02-29", Number: 7574},
+			"Ñandú,Pérez,123,2000-02-29,7574\r\n"},
+		{lottery.Bet{Agency: 1, FirstName: "A", LastName: "B", Document: "0", Birthdate: "0001-01-01", Number: 0},
+			"A,B,0,0001-01-01,0\r\n"},
+	}
+	var file []byte
+	var bets []lottery.Bet
+	for _, tt := range tests {
+		got := AppendLine([]byte("x"), tt.bet)
+		if string(got) != "x"+tt.want {
+			t.Errorf("AppendLine = %q, want %q", got[1:], tt.want)
+		}
+		file = AppendLine(file, tt.bet)
+		bets = append(bets, tt.bet)
+	}
+	back, err := readAll(NewReader(strings.NewReader(string(file)), "rt", 1))
+	if err != nil || !reflect.DeepEqual(back, bets) {
+		t.Fatalf("round trip = %+v, %v; want %+v", back, err, bets)
+	}
+}
+
+// TestOfficialData reads the official files and compares with encoding/csv.
+func TestOfficialData(t *testing.T) {
+	dir := testenv.OfficialDataDir(t)
+	total := 0
+	for i := 1; i <= 5; i++ {
+		path := testenv.AgencyFile(dir, i)
+		want := testenv.ReadAgencyFile(t, path, i)
+		f, err := Open(path, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for ; ; n++ {
+			b, err := f.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := want[n]
+			if b.Agency != i || b.FirstName != w.First || b.LastName != w.Last || b.Document != w.Document ||
+				b.Birthdate != w.Birthdate || strconv.Itoa(b.Number) != w.Number {
+				t.Fatalf("%s bet %d = %+v, encoding/csv says %+v", path, n+1, b, w)
+			}
+		}
+		f.Close()
+		if n != len(want) {
+			t.Fatalf("%s: %d bets, encoding/csv reads %d", path, n, len(want))
+		}
+		c, err := CountLines(path)
+		if err != nil || c != n {
+			t.Fatalf("CountLines(%s) = %d, %v; want %d", path, c, err, n)
+		}
+		total += n
+	}
+	if total != 78697 {
+		t.Fatalf("%d bets in the official data, the dataset README says 78,697", total)
+	}
+}
+
+// FuzzBetfileLine: any line either parses to a valid bet that AppendLine
+// writes back to a line parsing the same, or fails naming file:line.
+func FuzzBetfileLine(f *testing.F) {
+	f.Add("Santiago Lionel,Lorca,30904465,1999-03-17,2201\r\n")
+	f.Add("Ñandú,Pérez,1,2000-02-29,7574")
+	f.Add("\r\n\r\n")
+	f.Add("a,b,c,d,e,f\n")
+	f.Add("A,B,1,2023-02-29,1\n")
+	f.Add("A,B,0001,2024-02-29,0000\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		r := NewReader(strings.NewReader(in), "fz.csv", 7)
+		for {
+			b, err := r.Next()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				if !strings.HasPrefix(err.Error(), fmt.Sprintf("fz.csv:%d: ", r.Line())) {
+					t.Fatalf("error %q does not name fz.csv:%d", err, r.Line())
+				}
+				return
+			}
+			if err := b.Validate(); err != nil || b.Agency != 7 {
+				t.Fatalf("accepted an invalid bet %+v: %v", b, err)
+			}
+			line := AppendLine(nil, b)
+			b2, err := NewReader(strings.NewReader(string(line)), "rt", 7).Next()
+			if err != nil || b2 != b {
+				t.Fatalf("%+v written as %q reads back as %+v, %v", b, line, b2, err)
+			}
+		}
+	})
+}
