@@ -17,15 +17,15 @@ trap 'pkill -TERM -f "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
 one_run() { # batch inflight protocol → prints seconds
   local batch=$1 inflight=$2 proto=$3
   rm -f "$work/bets.csv" "$work/bets.csv.commits"
-  SERVER_HOST=127.0.0.1 SERVER_PORT=$PORT CLIENT_COUNT=5 STORE_PATH="$work/bets.csv" METRICS_ADDR=127.0.0.1:0 \
-    LOGGING_LEVEL=WARN bin/central 2>>"$work/central.log" &
+  env SERVER_HOST=127.0.0.1 SERVER_PORT=$PORT CLIENT_COUNT=5 STORE_PATH="$work/bets.csv" METRICS_ADDR=127.0.0.1:0 \
+    LOGGING_LEVEL=WARN ${CENTRAL_ENV:-} bin/central 2>>"$work/central.log" &
   local central=$!
   until (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; do sleep 0.02; done
   local start end pids=()
   start=$(date +%s%N)
   for i in 1 2 3 4 5; do
-    CLI_ID=$i CLI_SERVER_ADDRESS=127.0.0.1:$PORT CLI_DATA_PATH="$DATA_DIR/agency-$i.csv" CLI_BATCH_MAXAMOUNT=$batch \
-      CLI_BATCH_INFLIGHT=$inflight CLI_PROTOCOL=$proto CLI_LOG_LEVEL=ERROR OTEL_TRACES_EXPORTER=none \
+    env CLI_ID=$i CLI_SERVER_ADDRESS=127.0.0.1:$PORT CLI_DATA_PATH="$DATA_DIR/agency-$i.csv" CLI_BATCH_MAXAMOUNT=$batch \
+      CLI_BATCH_INFLIGHT=$inflight CLI_PROTOCOL=$proto CLI_LOG_LEVEL=ERROR ${AGENCY_ENV:-} \
       bin/agency >/dev/null 2>>"$work/agency.log" &
     pids+=($!)
   done
@@ -38,7 +38,9 @@ one_run() { # batch inflight protocol → prints seconds
 
 stats() { sort -n | awk '{ a[NR] = $1 } END { printf "min %.3f s  median %.3f s  max %.3f s  (%d runs)", a[1], (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2), a[NR], NR }'; }
 
-for cfg in "10 1 seed" "10 4 loteria" "10000 1 seed" "10000 4 loteria"; do
+# CONFIGS: comma-separated "maxAmount inFlight protocol" triples.
+IFS=, read -ra cfgs <<< "${CONFIGS:-10 1 seed,10 4 loteria,10 64 loteria,10000 1 seed,10000 4 loteria,10000 64 loteria}"
+for cfg in "${cfgs[@]}"; do
   set -- $cfg
   label="batch.maxAmount=$1 in-flight=$2 protocol=$3"
   [ "$1" = 10000 ] && label="full 8 KiB frames in-flight=$2 protocol=$3"

@@ -291,3 +291,48 @@ func TestNoWinnersBeforeBarrier(t *testing.T) {
 	late.send("2;1\nLuis;Gómez;3;1990-01-01;7574\n")
 	late.expectPrefix("error;")
 }
+
+// BenchmarkOfficialData times the whole official run in one process: five
+// agencies with the real client over loopback TCP, durable acks. One op is
+// one run of 78,697 bets (b.N runs, a fresh central each).
+func BenchmarkOfficialData(b *testing.B) {
+	dir := testenv.OfficialDataDir(b)
+	for _, tc := range []struct {
+		name              string
+		maxBets, inFlight int
+	}{
+		{"maxAmount=10/in-flight=4", 10, 4},
+		{"full-8KiB/in-flight=4", 10000, 4},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				srv, err := central.New(central.Config{Address: "127.0.0.1:0", Agencies: 5, StorePath: filepath.Join(b.TempDir(), "bets.csv")}, central.Deps{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := srv.Listen(); err != nil {
+					b.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- srv.Serve(ctx) }()
+				b.StartTimer()
+				var wg sync.WaitGroup
+				for i := 1; i <= 5; i++ {
+					wg.Go(func() {
+						if _, err := runAgency(ctx, srv.Addr().String(), testenv.AgencyFile(dir, i), i, tc.maxBets, tc.inFlight, agency.ProtocolLoteria); err != nil {
+							b.Error(err)
+						}
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				cancel()
+				<-done
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(78697*b.N)/b.Elapsed().Seconds(), "bets/s")
+		})
+	}
+}

@@ -33,9 +33,17 @@ type conn struct {
 	agency int                // 0 until a batch says which agency this is
 	stored prometheus.Counter // loteria_bets_stored_total{agency}
 	fields []wire.BetFields   // reused by the parser
-	queue  []pendingBatch     // batches queued for the store, acks not yet written
-	out    []byte             // acks to write
 	frames int
+
+	// The ack writer's side: batches queued in order, answered by
+	// ackLoop, which runs only while some are queued.
+	acks       chan *pendingBatch
+	ackWG      sync.WaitGroup // batches queued and not yet answered
+	ackMu      sync.Mutex
+	ackRunning bool
+	ackErr     error
+	out        []byte          // acks gathered for one write; ackLoop's
+	answered   []*pendingBatch // the batches whose acks are in out
 }
 
 // pendingBatch is a batch on its way to disk, or already answered.
@@ -47,23 +55,49 @@ type pendingBatch struct {
 	bets   int
 	p      *store.Pending
 	rows   *[]byte
+	held   int64 // bytes of the in-flight budget this batch holds
 	// When the batch was refused before reaching the store:
 	errMsg string
 	result string
 }
 
 // Pools keep idle connections cheap: a connection holds a payload or rows
-// buffer only while a batch is in hand.
-var payloadPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+// buffer only while a batch is in hand. Buffers come in size classes so a
+// small batch does not pin a large buffer while it waits for the disk.
+var (
+	pendingPool = sync.Pool{New: func() any { return new(pendingBatch) }}
+	bufPools    [len(bufClasses)]sync.Pool
+)
+
+var bufClasses = [...]int{2 << 10, 16 << 10, 64 << 10}
 
 const pooledCap = 64 << 10 // larger buffers are left to the GC
 
-func getBuf() *[]byte { return payloadPool.Get().(*[]byte) }
+// getBuf returns an empty buffer with room for at least n bytes.
+func getBuf(n int) *[]byte {
+	for i, c := range bufClasses {
+		if n <= c {
+			if b, ok := bufPools[i].Get().(*[]byte); ok {
+				return b
+			}
+			b := make([]byte, 0, c)
+			return &b
+		}
+	}
+	b := make([]byte, 0, n)
+	return &b
+}
 
 func putBuf(b *[]byte) {
-	if cap(*b) <= pooledCap {
-		*b = (*b)[:0]
-		payloadPool.Put(b)
+	c := cap(*b)
+	for i := len(bufClasses) - 1; i >= 0; i-- {
+		if c >= bufClasses[i] {
+			if c <= pooledCap {
+				*b = (*b)[:0]
+				bufPools[i].Put(b)
+			}
+			return
+		}
 	}
 }
 
@@ -95,63 +129,156 @@ func (c *conn) serve(ctx context.Context) {
 	}
 }
 
-// loop serves frames until the conversation ends and says why.
-func (c *conn) loop(ctx context.Context) (string, error) {
+// loop serves frames until the conversation ends and says why. It reads
+// and queues batches while earlier ones are still on their way to disk;
+// the ack writer (ackLoop) answers them in order as they become durable,
+// so an agency with several batches in flight has them all in the next
+// group commit.
+func (c *conn) loop(ctx context.Context) (reason string, err error) {
 	s := c.s
+	defer func() {
+		// Every queued batch is answered (or fails to be) before the
+		// connection closes: nothing stored goes unacknowledged for lack
+		// of waiting.
+		if werr := c.drainAcks(); werr != nil && err == nil {
+			reason, err = closeWriteError, werr
+		}
+	}()
 	for {
 		if s.shuttingDown() {
 			return closeShutdown, nil
+		}
+		if err := c.ackFailed(); err != nil {
+			return closeWriteError, err
 		}
 		c.nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 		size, err := wire.ReadHeader(c.br, s.cfg.MaxFrame)
 		if err != nil {
 			return c.readFailed(err)
 		}
-		buf := getBuf()
+		buf := getBuf(size)
 		payload, err := wire.ReadPayload(c.br, *buf, size)
 		if err != nil {
 			putBuf(buf)
 			return c.readFailed(err)
 		}
-		*buf = payload
 		c.frames++
 		if wire.IsEnd(payload) {
-			putBuf(buf)
-			return c.end(ctx)
-		}
-		c.batch(ctx, payload)
-		putBuf(buf)
-		// Pipelining: while whole frames wait in the buffer, queue them too,
-		// so one group commit serves several of this agency's batches.
-		for len(c.queue) < s.cfg.MaxPipeline && wire.FrameBuffered(c.br) && !c.nextIsEnd() {
-			size, err := wire.ReadHeader(c.br, s.cfg.MaxFrame)
-			if err != nil {
-				c.flushAcks()
-				return c.readFailed(err)
-			}
-			buf := getBuf()
-			payload, err := wire.ReadPayload(c.br, *buf, size)
-			if err != nil {
-				putBuf(buf)
-				c.flushAcks()
-				return c.readFailed(err)
-			}
-			c.frames++
-			c.batch(ctx, payload)
 			*buf = payload
 			putBuf(buf)
+			if err := c.drainAcks(); err != nil {
+				return closeWriteError, err
+			}
+			return c.end(ctx)
 		}
-		if err := c.flushAcks(); err != nil {
-			return closeWriteError, err
+		pb := c.batch(ctx, payload)
+		*buf = payload
+		putBuf(buf)
+		c.pushAck(pb)
+	}
+}
+
+// pushAck hands a batch to the ack writer, starting it if it is not
+// running; it blocks while MaxPipeline batches wait, which holds the
+// agency back through TCP.
+func (c *conn) pushAck(pb pendingBatch) {
+	if c.acks == nil {
+		c.acks = make(chan *pendingBatch, c.s.cfg.MaxPipeline)
+	}
+	c.ackWG.Add(1)
+	p := pendingPool.Get().(*pendingBatch)
+	*p = pb
+	c.acks <- p
+	c.ackMu.Lock()
+	if !c.ackRunning {
+		c.ackRunning = true
+		go c.ackLoop()
+	}
+	c.ackMu.Unlock()
+}
+
+// ackLoop answers queued batches in order and exits when none is queued,
+// so an idle connection holds no second goroutine. Acks of batches that
+// are durable together go out in one write.
+func (c *conn) ackLoop() {
+	for {
+		select {
+		case pb := <-c.acks:
+			if len(c.answered) > 0 && !pb.ready() {
+				c.writeAcks()
+			}
+			c.complete(pb)
+			c.answered = append(c.answered, pb)
+		default:
+			if len(c.answered) > 0 {
+				c.writeAcks()
+				continue
+			}
+			c.ackMu.Lock()
+			if len(c.acks) == 0 {
+				c.ackRunning = false
+				c.ackMu.Unlock()
+				return
+			}
+			c.ackMu.Unlock()
 		}
 	}
 }
 
-// nextIsEnd reports whether the buffered frame is END, which must wait for
-// the acks before it.
-func (c *conn) nextIsEnd() bool {
-	b, err := c.br.Peek(wire.HeaderLen + len(wire.End))
-	return err == nil && string(b) == "00000003"+wire.End
+// ready reports whether a batch can be answered without waiting.
+func (pb *pendingBatch) ready() bool {
+	if pb.p == nil {
+		return true
+	}
+	select {
+	case <-pb.p.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// writeAcks writes the acks gathered in c.out with one write, then closes
+// the books on their batches.
+func (c *conn) writeAcks() {
+	s := c.s
+	if c.ackFailed() == nil {
+		c.nc.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		if err := wire.WriteFull(c.nc, c.out); err != nil {
+			c.ackMu.Lock()
+			c.ackErr = fmt.Errorf("write ack: %w", err)
+			c.ackMu.Unlock()
+			// Wake the reader, which then ends the connection.
+			c.nc.SetReadDeadline(time.Now())
+		}
+	}
+	now := time.Now()
+	for i, pb := range c.answered {
+		observability.ObserveWithTrace(pb.ctx, s.m.batchDuration, now.Sub(pb.start).Seconds())
+		pb.span.End()
+		*pb = pendingBatch{}
+		pendingPool.Put(pb)
+		c.answered[i] = nil
+		c.ackWG.Done()
+	}
+	c.answered = c.answered[:0]
+	c.out = c.out[:0]
+	if cap(c.out) > pooledCap {
+		c.out = nil
+	}
+}
+
+// drainAcks waits until every queued batch is answered and reports a
+// failed ack write.
+func (c *conn) drainAcks() error {
+	c.ackWG.Wait()
+	return c.ackFailed()
+}
+
+func (c *conn) ackFailed() error {
+	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
+	return c.ackErr
 }
 
 func (c *conn) readFailed(err error) (string, error) {
@@ -178,7 +305,9 @@ func (c *conn) readFailed(err error) (string, error) {
 		return closePeerClosed, err
 	}
 	s.m.protoErrors.WithLabelValues(reason).Inc()
-	// Tell the peer why before closing, when the socket still takes it.
+	// Tell the peer why before closing, when the socket still takes it,
+	// after the acks of the batches before (one writer at a time).
+	c.drainAcks()
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	c.nc.Write(wire.AppendFrame(nil, wire.AppendErrorAck(nil, err.Error())))
 	return closeProtocolError, err
@@ -186,7 +315,7 @@ func (c *conn) readFailed(err error) (string, error) {
 
 // batch validates one batch and queues it for the store, or queues its
 // error ack. Nothing of an invalid batch reaches the store.
-func (c *conn) batch(ctx context.Context, payload []byte) {
+func (c *conn) batch(ctx context.Context, payload []byte) pendingBatch {
 	s := c.s
 	pb := pendingBatch{start: time.Now()}
 	h, bets, err := wire.ParseBatch(payload, c.fields)
@@ -198,8 +327,7 @@ func (c *conn) batch(ctx context.Context, payload []byte) {
 	pb.ctx, pb.span = s.tracer.Start(ctx, "central.batch", trace.WithSpanKind(trace.SpanKindServer))
 	s.m.batchBytes.Observe(float64(len(payload)))
 	if err != nil {
-		c.reject(&pb, resultMalformed, err.Error())
-		return
+		return reject(pb, resultMalformed, err.Error())
 	}
 	pb.span.SetAttributes(
 		attribute.Int("loteria.agency.id", h.Agency),
@@ -210,11 +338,9 @@ func (c *conn) batch(ctx context.Context, payload []byte) {
 	s.m.batchBets.Observe(float64(len(bets)))
 	switch {
 	case h.Agency < 1 || h.Agency > s.cfg.Agencies:
-		c.reject(&pb, resultWrongAgency, fmt.Sprintf("line 1: agency %d is not one of the %d agencies (1..%d)", h.Agency, s.cfg.Agencies, s.cfg.Agencies))
-		return
+		return reject(pb, resultWrongAgency, fmt.Sprintf("line 1: agency %d is not one of the %d agencies (1..%d)", h.Agency, s.cfg.Agencies, s.cfg.Agencies))
 	case c.agency != 0 && h.Agency != c.agency:
-		c.reject(&pb, resultWrongAgency, fmt.Sprintf("line 1: agency %d on a connection of agency %d", h.Agency, c.agency))
-		return
+		return reject(pb, resultWrongAgency, fmt.Sprintf("line 1: agency %d on a connection of agency %d", h.Agency, c.agency))
 	}
 	if c.agency == 0 {
 		c.agency = h.Agency
@@ -222,15 +348,16 @@ func (c *conn) batch(ctx context.Context, payload []byte) {
 	}
 
 	_, vspan := s.tracer.Start(pb.ctx, "central.validate")
-	rows := getBuf()
+	// A row is the bet line plus the agency and a comma, and quotes when
+	// a name needs them: twice the payload always holds them.
+	rows := getBuf(2 * len(payload))
 	r := *rows
 	for i, f := range bets {
 		n, err := validate(f)
 		if err != nil {
 			vspan.End()
 			putBuf(rows)
-			c.reject(&pb, resultInvalidBet, "line "+strconv.Itoa(i+2)+": "+err.Error())
-			return
+			return reject(pb, resultInvalidBet, "line "+strconv.Itoa(i+2)+": "+err.Error())
 		}
 		r = store.AppendRow(r, h.Agency, f[wire.FieldFirstName], f[wire.FieldLastName],
 			f[wire.FieldDocument], f[wire.FieldBirthdate], n)
@@ -242,14 +369,13 @@ func (c *conn) batch(ctx context.Context, payload []byte) {
 		// connection is, so it is welcome even after the draw.
 		putBuf(rows)
 		pb.result = resultSuccess
-		c.queue = append(c.queue, pb)
-		return
+		return pb
 	}
 	if s.shuttingDown() {
 		putBuf(rows)
-		c.reject(&pb, resultShuttingDown, "central is shutting down: batch not stored, send it again later")
-		return
+		return reject(pb, resultShuttingDown, "central is shutting down: batch not stored, send it again later")
 	}
+	pb.held = s.budget.acquire(int64(len(r)))
 	err = s.bar.admit(h.Agency, func() error {
 		p, err := s.store.Submit(r, len(bets))
 		pb.p = p
@@ -257,15 +383,16 @@ func (c *conn) batch(ctx context.Context, payload []byte) {
 	})
 	if err != nil {
 		putBuf(rows)
+		s.budget.release(pb.held)
+		pb.held = 0
 		result := resultStoreFailed
 		if errors.Is(err, ErrDrawHeld) || errors.Is(err, ErrAgencyFinished) {
 			result = resultAfterDraw
 		}
-		c.reject(&pb, result, err.Error())
-		return
+		return reject(pb, result, err.Error())
 	}
 	pb.rows = rows
-	c.queue = append(c.queue, pb)
+	return pb
 }
 
 func validate(f wire.BetFields) (int, error) {
@@ -284,51 +411,36 @@ func validate(f wire.BetFields) (int, error) {
 	return lottery.ParseNumber(f[wire.FieldNumber])
 }
 
-func (c *conn) reject(pb *pendingBatch, result, msg string) {
+func reject(pb pendingBatch, result, msg string) pendingBatch {
 	pb.result, pb.errMsg = result, msg
-	c.queue = append(c.queue, *pb)
+	return pb
 }
 
-// flushAcks waits for every queued batch in order and writes all their
-// acks with one write.
-func (c *conn) flushAcks() error {
+// complete waits for a batch to be durable (or takes its refusal),
+// appends its ack to c.out and records its outcome. It runs on the ack
+// writer.
+func (c *conn) complete(pb *pendingBatch) {
 	s := c.s
-	c.out = c.out[:0]
-	for i := range c.queue {
-		pb := &c.queue[i]
-		if pb.p != nil {
-			_, sspan := s.tracer.Start(pb.ctx, "central.store")
-			// The store completes every queued batch, even in shutdown.
-			<-pb.p.Done()
-			g := pb.p.Group()
-			sspan.SetAttributes(attribute.Int64("loteria.group.seq", int64(g.Seq)),
-				attribute.Int("loteria.group.batches", g.Batches), attribute.Int("loteria.group.bytes", g.Bytes))
-			if err := pb.p.Err(); err != nil {
-				sspan.RecordError(err)
-				sspan.SetStatus(codes.Error, err.Error())
-				pb.result, pb.errMsg = resultStoreFailed, "central could not store the batch: "+err.Error()
-			} else {
-				pb.result = resultSuccess
-			}
-			sspan.End()
-			putBuf(pb.rows)
-			pb.rows, pb.p = nil, nil
+	if pb.p != nil {
+		_, sspan := s.tracer.Start(pb.ctx, "central.store")
+		// The store completes every queued batch, even in shutdown.
+		<-pb.p.Done()
+		g := pb.p.Group()
+		sspan.SetAttributes(attribute.Int64("loteria.group.seq", int64(g.Seq)),
+			attribute.Int("loteria.group.batches", g.Batches), attribute.Int("loteria.group.bytes", g.Bytes))
+		if err := pb.p.Err(); err != nil {
+			sspan.RecordError(err)
+			sspan.SetStatus(codes.Error, err.Error())
+			pb.result, pb.errMsg = resultStoreFailed, "central could not store the batch: "+err.Error()
+		} else {
+			pb.result = resultSuccess
 		}
-		c.answer(pb)
+		sspan.End()
+		putBuf(pb.rows)
+		s.budget.release(pb.held)
+		pb.rows, pb.p, pb.held = nil, nil, 0
 	}
-	err := wire.WriteFull(c.nc, c.out)
-	end := time.Now()
-	for i := range c.queue {
-		pb := &c.queue[i]
-		observability.ObserveWithTrace(pb.ctx, s.m.batchDuration, end.Sub(pb.start).Seconds())
-		pb.span.End()
-		c.queue[i] = pendingBatch{}
-	}
-	c.queue = c.queue[:0]
-	if cap(c.out) > pooledCap {
-		c.out = nil
-	}
-	return err
+	c.answer(pb)
 }
 
 // answer appends a batch's ack and records its outcome.

@@ -40,8 +40,11 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful shutdown (default 10s).
 	ShutdownTimeout time.Duration
 	// MaxPipeline bounds the batches of one connection queued for the
-	// store before their acks are written (default 16).
+	// store before their acks are written (default 64).
 	MaxPipeline int
+	// MaxInflightBytes bounds the bytes of batches held between read and
+	// ack across all connections (default 256 MiB).
+	MaxInflightBytes int64
 	// DiscardBets parses, validates and acknowledges batches without
 	// storing them, to measure what storage costs. Never for real use:
 	// acks then promise nothing and the draw finds no bets.
@@ -55,7 +58,8 @@ const (
 	DefaultIdleTimeout     = 60 * time.Second
 	DefaultMaxConnections  = 20000
 	DefaultShutdownTimeout = 10 * time.Second
-	DefaultMaxPipeline     = 16
+	DefaultMaxPipeline     = 64
+	DefaultInflightBytes   = 256 << 20
 )
 
 func (c *Config) defaults() error {
@@ -83,6 +87,9 @@ func (c *Config) defaults() error {
 	if c.MaxPipeline <= 0 {
 		c.MaxPipeline = DefaultMaxPipeline
 	}
+	if c.MaxInflightBytes <= 0 {
+		c.MaxInflightBytes = DefaultInflightBytes
+	}
 	return nil
 }
 
@@ -101,6 +108,7 @@ type Server struct {
 	tracer trace.Tracer
 	store  *store.Store
 	bar    *barrier
+	budget *budget
 
 	ln    net.Listener
 	ready atomic.Bool
@@ -138,6 +146,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		m:      newMetrics(deps.Registerer, cfg.Agencies),
 		tracer: deps.Tracer,
 		store:  st,
+		budget: newBudget(cfg.MaxInflightBytes),
 		conns:  make(map[*conn]struct{}),
 	}
 	s.bar = newBarrier(cfg.Agencies, s.draw, s.drawn)
