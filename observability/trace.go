@@ -34,6 +34,7 @@ const (
 	envTracesProtocol   = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
 	envEndpoint         = "OTEL_EXPORTER_OTLP_ENDPOINT"
 	envTracesEndpoint   = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+	envTracesSampler    = "OTEL_TRACES_SAMPLER"
 	defaultOTLPProtocol = ProtocolHTTPProtobuf
 )
 
@@ -159,6 +160,13 @@ func NewTracerProvider(ctx context.Context, service string, attrs ...attribute.K
 			return nil, fmt.Errorf("tracing: creating the OTLP %s exporter for %s (check the OTEL_EXPORTER_OTLP_* variables): %w", exp.Protocol, exp.Endpoint, err)
 		}
 		opts = append(opts, sdktrace.WithBatcher(exporter))
+	} else if os.Getenv(envTracesSampler) == "" {
+		// Nothing exports, so recording spans would cost time for no
+		// reader (a quarter of the official run with small batches). Spans
+		// stay non-recording but keep valid, unsampled ids, so logs still
+		// carry trace_id and span_id and the context still crosses the
+		// wire. OTEL_TRACES_SAMPLER, when set, is the user's word.
+		opts = append(opts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
 	}
 	return sdktrace.NewTracerProvider(opts...), nil
 }

@@ -146,11 +146,18 @@ func TestNewTracerProvider(t *testing.T) {
 		wantSampled bool
 		wantService string
 	}{
-		{name: "no endpoint", wantSampled: true, wantService: "loteria-test"},
+		// With nowhere to export, spans are not recorded (valid ids for
+		// logs, no cost), unless OTEL_TRACES_SAMPLER says otherwise.
+		{name: "no endpoint", wantSampled: false, wantService: "loteria-test"},
+		{
+			name:        "no endpoint, sampler set",
+			env:         map[string]string{"OTEL_TRACES_SAMPLER": "always_on"},
+			wantSampled: true, wantService: "loteria-test",
+		},
 		{
 			name:        "exporter none",
 			env:         map[string]string{"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1"},
-			wantSampled: true, wantService: "loteria-test",
+			wantSampled: false, wantService: "loteria-test",
 		},
 		{
 			name:        "grpc exporter is created without connecting",
@@ -169,7 +176,7 @@ func TestNewTracerProvider(t *testing.T) {
 		},
 		{
 			name:        "OTEL_SERVICE_NAME overrides",
-			env:         map[string]string{"OTEL_SERVICE_NAME": "renamed"},
+			env:         map[string]string{"OTEL_SERVICE_NAME": "renamed", "OTEL_TRACES_SAMPLER": "always_on"},
 			wantSampled: true, wantService: "renamed",
 		},
 		{

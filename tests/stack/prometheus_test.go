@@ -36,7 +36,10 @@ func TestPrometheusSeesTheRun(t *testing.T) {
 	// its end (and its first scrape, which Prometheus 2.x holds back for
 	// up to 5s of service-discovery throttling, overlaps the run).
 	start := time.Now()
-	sys := StartSystem(t, SystemOptions{DataDir: dir})
+	// No trace backend here: spans are sampled only because the sampler
+	// says so (with nowhere to export, the default records none), so the
+	// batch histograms carry exemplars to check.
+	sys := StartSystem(t, SystemOptions{DataDir: dir, Env: []string{"OTEL_TRACES_SAMPLER=always_on"}})
 	prom := StartPrometheus(t, sys.Targets())
 	ready := time.Now()
 	prom.WaitFor(t, `count(up == 1)`, Equals(6), firstScrapeBudget)
