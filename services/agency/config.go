@@ -1,6 +1,7 @@
 package agency
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -80,7 +81,10 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 	s.String(&c.MetricsAddr, "metrics-addr", "metrics.address", "metrics and health HTTP address (empty: off)", "METRICS_ADDR")
 	s.Duration(&c.Linger, "linger", "metrics.linger", "keep /metrics up this long after the winners", "CLI_LINGER")
 	if err := s.Parse(args, getenv, func() (string, bool) {
-		return c.ConfigFile, required || c.ConfigFile != "config.yaml"
+		// config.yaml in the working directory is optional; a file named
+		// by flag or CLI_CONFIG must exist.
+		s.FlagSet().Visit(func(f *flag.Flag) { required = required || f.Name == "config" })
+		return c.ConfigFile, required
 	}); err != nil {
 		return nil, err
 	}
@@ -94,6 +98,19 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 	}
 	if c.DataPath == "" {
 		c.DataPath = fmt.Sprintf(".data/agency-%d.csv", c.ID)
+	}
+	if c.Protocol == "" {
+		c.Protocol = ProtocolLoteria
+	}
+	switch {
+	case c.InFlight < 1:
+		return nil, fmt.Errorf("batch.inFlight %d: want 1 or more", c.InFlight)
+	case c.Timeout <= 0:
+		return nil, fmt.Errorf("timeout %s: want a positive duration such as 30s", c.Timeout)
+	case c.WinnersTimeout <= 0:
+		return nil, fmt.Errorf("winners timeout %s: want a positive duration such as 10m", c.WinnersTimeout)
+	case c.DialAttempts < 1:
+		return nil, fmt.Errorf("dial attempts %d: want 1 or more", c.DialAttempts)
 	}
 	if err := (&Options{Agency: c.ID, MaxBets: c.BatchMaxAmount, Protocol: c.Protocol}).defaults(); err != nil {
 		return nil, err

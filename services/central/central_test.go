@@ -17,6 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/loteria/loteria/internal/testenv"
 	"github.com/loteria/loteria/services/agency"
@@ -293,46 +295,76 @@ func TestNoWinnersBeforeBarrier(t *testing.T) {
 }
 
 // BenchmarkOfficialData times the whole official run in one process: five
-// agencies with the real client over loopback TCP, durable acks. One op is
-// one run of 78,697 bets (b.N runs, a fresh central each).
+// agencies with the real client over loopback TCP, durable acks, metrics
+// on. One op is one run of 78,697 bets (a fresh central each). The tracing
+// dimension prices instrumentation: "off" is a no-op tracer; "exported"
+// records every span on both sides and exports them in batches to an
+// exporter that drops them (the cost on our side of the wire).
 func BenchmarkOfficialData(b *testing.B) {
 	dir := testenv.OfficialDataDir(b)
 	for _, tc := range []struct {
 		name              string
 		maxBets, inFlight int
 	}{
-		{"maxAmount=10/in-flight=4", 10, 4},
-		{"full-8KiB/in-flight=4", 10000, 4},
+		{"maxAmount=10/in-flight=64", 10, 64},
+		{"full-8KiB/in-flight=64", 10000, 64},
 	} {
-		b.Run(tc.name, func(b *testing.B) {
-			for b.Loop() {
-				b.StopTimer()
-				srv, err := central.New(central.Config{Address: "127.0.0.1:0", Agencies: 5, StorePath: filepath.Join(b.TempDir(), "bets.csv")}, central.Deps{})
-				if err != nil {
-					b.Fatal(err)
+		for _, tracing := range []string{"off", "exported"} {
+			b.Run(tc.name+"/tracing="+tracing, func(b *testing.B) {
+				var centralTracer, agencyTracer trace.Tracer
+				if tracing == "exported" {
+					tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardExporter{}))
+					defer tp.Shutdown(context.Background())
+					centralTracer, agencyTracer = tp.Tracer("central"), tp.Tracer("agency")
 				}
-				if err := srv.Listen(); err != nil {
-					b.Fatal(err)
+				for b.Loop() {
+					b.StopTimer()
+					srv, err := central.New(central.Config{Address: "127.0.0.1:0", Agencies: 5, StorePath: filepath.Join(b.TempDir(), "bets.csv")},
+						central.Deps{Registerer: prometheus.NewRegistry(), Tracer: centralTracer})
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := srv.Listen(); err != nil {
+						b.Fatal(err)
+					}
+					ctx, cancel := context.WithCancel(context.Background())
+					done := make(chan error, 1)
+					go func() { done <- srv.Serve(ctx) }()
+					b.StartTimer()
+					var wg sync.WaitGroup
+					for i := 1; i <= 5; i++ {
+						wg.Go(func() {
+							f, err := betfile.Open(testenv.AgencyFile(dir, i), i)
+							if err != nil {
+								b.Error(err)
+								return
+							}
+							defer f.Close()
+							c, err := agency.NewClient(agency.Options{Agency: i, Address: srv.Addr().String(), MaxBets: tc.maxBets, InFlight: tc.inFlight},
+								agency.Deps{Tracer: agencyTracer, Metrics: agency.NewMetrics(prometheus.NewRegistry())})
+							if err != nil {
+								b.Error(err)
+								return
+							}
+							if _, err := c.Run(ctx, f); err != nil {
+								b.Error(err)
+							}
+						})
+					}
+					wg.Wait()
+					b.StopTimer()
+					cancel()
+					<-done
+					b.StartTimer()
 				}
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan error, 1)
-				go func() { done <- srv.Serve(ctx) }()
-				b.StartTimer()
-				var wg sync.WaitGroup
-				for i := 1; i <= 5; i++ {
-					wg.Go(func() {
-						if _, err := runAgency(ctx, srv.Addr().String(), testenv.AgencyFile(dir, i), i, tc.maxBets, tc.inFlight, agency.ProtocolLoteria); err != nil {
-							b.Error(err)
-						}
-					})
-				}
-				wg.Wait()
-				b.StopTimer()
-				cancel()
-				<-done
-				b.StartTimer()
-			}
-			b.ReportMetric(float64(78697*b.N)/b.Elapsed().Seconds(), "bets/s")
-		})
+				b.ReportMetric(float64(78697*b.N)/b.Elapsed().Seconds(), "bets/s")
+			})
+		}
 	}
 }
+
+// discardExporter takes spans and drops them.
+type discardExporter struct{}
+
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }

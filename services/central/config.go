@@ -78,8 +78,10 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 		return nil, fmt.Errorf("max frame %d bytes: want 64..99999999", c.Server.MaxFrame)
 	case c.Server.MaxConnections < 1:
 		return nil, fmt.Errorf("max connections %d: want at least 1", c.Server.MaxConnections)
-	case c.Server.IdleTimeout <= 0 || c.Server.ShutdownTimeout <= 0:
-		return nil, fmt.Errorf("timeouts must be positive")
+	case c.Server.IdleTimeout <= 0:
+		return nil, fmt.Errorf("idle timeout %s: want a positive duration such as 60s", c.Server.IdleTimeout)
+	case c.Server.ShutdownTimeout <= 0:
+		return nil, fmt.Errorf("shutdown timeout %s: want a positive duration such as 10s", c.Server.ShutdownTimeout)
 	}
 	c.Server.Address = net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
 	return c, nil

@@ -144,6 +144,11 @@ func (s *Set) applyFile(path string, required bool, setByFlag map[string]bool) e
 			continue
 		}
 		known[st.Key] = true
+		for k := range flat {
+			if strings.HasPrefix(k, st.Key+".") {
+				return fmt.Errorf("config file %s: key %s: want a single value, got a map", path, st.Key)
+			}
+		}
 		v, ok := flat[st.Key]
 		if !ok || setByFlag[st.Flag] {
 			continue
@@ -194,8 +199,8 @@ func scalar(v any) (string, error) {
 	return "", fmt.Errorf("want a single value, got %T", v)
 }
 
-// Effective lists every setting as flag=value with where it came from, for
-// a program to log once at start.
+// Effective lists every setting as flag, value pairs, for a program to log
+// once at start (Origin says where a value came from).
 func (s *Set) Effective() []any {
 	var kv []any
 	for _, st := range s.settings {
