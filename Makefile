@@ -6,7 +6,6 @@ AGENCIES ?= 5
 DATA_DIR ?=
 COMPOSE_FILE ?= deploy/out/docker-compose.yaml
 FUZZTIME ?= 10s
-export CGO_ENABLED ?= 0
 
 PROGRAMS := central agency gendata loadtest
 
@@ -17,7 +16,7 @@ help: ## this list
 
 build: ## static binaries in bin/
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -o $(BIN)/ $(addprefix ./services/cmd/,$(filter $(PROGRAMS),$(notdir $(wildcard services/cmd/*))))
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ $(addprefix ./services/cmd/,$(filter $(PROGRAMS),$(notdir $(wildcard services/cmd/*))))
 
 demo: ## the whole system on loopback, no Docker (DATA_DIR=dir uses the course's files)
 	DATA_DIR=$(DATA_DIR) AGENCIES=$(AGENCIES) scripts/demo.sh
@@ -25,7 +24,7 @@ demo: ## the whole system on loopback, no Docker (DATA_DIR=dir uses the course's
 jaeger: $(BIN)/jaeger ## the Jaeger v2 all-in-one, built from its own module (tools/jaeger)
 $(BIN)/jaeger: tools/jaeger/go.mod tools/jaeger/go.sum
 	@mkdir -p $(BIN)
-	cd tools/jaeger && $(GO) build -o ../../$(BIN)/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
+	cd tools/jaeger && CGO_ENABLED=0 $(GO) build -o ../../$(BIN)/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
 
 vet:
 	$(GO) vet ./...
