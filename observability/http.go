@@ -3,6 +3,7 @@ package observability
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -233,4 +234,24 @@ func Healthcheck(ctx context.Context, url string) error {
 		return fmt.Errorf("healthcheck: GET %s: %s: %s", url, resp.Status, msg)
 	}
 	return nil
+}
+
+// HealthcheckCommand is a program's `healthcheck` subcommand, for
+// container healthchecks in images without a shell: it probes --url
+// (defaultURL when not given) and returns the exit code, 0 when healthy.
+func HealthcheckCommand(ctx context.Context, program, defaultURL string, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet(program+" healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", defaultURL, "health URL to probe")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if err := Healthcheck(ctx, *url); err != nil {
+		fmt.Fprintln(stderr, "unhealthy:", err)
+		return 1
+	}
+	return 0
 }

@@ -396,19 +396,8 @@ func (c *conn) batch(ctx context.Context, payload []byte) pendingBatch {
 }
 
 func validate(f wire.BetFields) (int, error) {
-	if err := lottery.ValidateName("first name", f[wire.FieldFirstName]); err != nil {
-		return 0, err
-	}
-	if err := lottery.ValidateName("last name", f[wire.FieldLastName]); err != nil {
-		return 0, err
-	}
-	if err := lottery.ValidateDocument(f[wire.FieldDocument]); err != nil {
-		return 0, err
-	}
-	if err := lottery.ValidateDate(f[wire.FieldBirthdate]); err != nil {
-		return 0, err
-	}
-	return lottery.ParseNumber(f[wire.FieldNumber])
+	return lottery.ValidateFields(f[wire.FieldFirstName], f[wire.FieldLastName],
+		f[wire.FieldDocument], f[wire.FieldBirthdate], f[wire.FieldNumber])
 }
 
 func reject(pb pendingBatch, result, msg string) pendingBatch {

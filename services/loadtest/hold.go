@@ -116,7 +116,8 @@ func ScrapeGauge(ctx context.Context, url, name string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("scrape %s: %w", url, err)
 	}

@@ -34,7 +34,7 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "healthcheck" {
-		return healthcheck(ctx, args[1:], stderr)
+		return observability.HealthcheckCommand(ctx, "agency", "http://127.0.0.1:9465/healthz", args[1:], stderr)
 	}
 	cfg, err := agency.LoadConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -134,20 +134,4 @@ func send(ctx context.Context, cfg *agency.ProgramConfig, log *slog.Logger, stdo
 		"bets", res.Bets, "batches", res.Batches, "barrier_wait", res.BarrierWait)
 	fmt.Fprintf(stdout, "agency %d winners (%d): %s\n", cfg.ID, len(res.Winners), strings.Join(res.Winners, ";"))
 	return nil
-}
-
-func healthcheck(ctx context.Context, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("agency healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	url := fs.String("url", "http://127.0.0.1:9465/healthz", "health URL to probe")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	if err := observability.Healthcheck(ctx, *url); err != nil {
-		fmt.Fprintln(stderr, "unhealthy:", err)
-		return 1
-	}
-	return 0
 }

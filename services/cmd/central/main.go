@@ -27,7 +27,7 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "healthcheck" {
-		return healthcheck(ctx, args[1:], stderr)
+		return observability.HealthcheckCommand(ctx, "central", "http://127.0.0.1:9464/healthz", args[1:], stderr)
 	}
 	cfg, err := central.LoadConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if len(cfg.UnknownKeys) > 0 {
 		log.Warn("config file has keys the central does not use", "keys", cfg.UnknownKeys)
 	}
-	if err := serve(ctx, cfg, getenv, log); err != nil {
+	if err := serve(ctx, cfg, log); err != nil {
 		log.Error("central stopped", "err", err)
 		return 1
 	}
@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	return 0
 }
 
-func serve(ctx context.Context, cfg *central.ProgramConfig, getenv func(string) string, log *slog.Logger) error {
+func serve(ctx context.Context, cfg *central.ProgramConfig, log *slog.Logger) error {
 	tp, err := observability.NewTracerProvider(ctx, "loteria-central")
 	if err != nil {
 		return err
@@ -94,20 +94,4 @@ func serve(ctx context.Context, cfg *central.ProgramConfig, getenv func(string) 
 		}()
 	}
 	return srv.Run(ctx)
-}
-
-func healthcheck(ctx context.Context, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("central healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	url := fs.String("url", "http://127.0.0.1:9464/healthz", "health URL to probe")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	if err := observability.Healthcheck(ctx, *url); err != nil {
-		fmt.Fprintln(stderr, "unhealthy:", err)
-		return 1
-	}
-	return 0
 }

@@ -24,8 +24,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 
+	"github.com/loteria/loteria/services/internal/betfile"
 	"github.com/loteria/loteria/services/internal/lottery"
 )
 
@@ -247,18 +247,7 @@ func splitmix64(x uint64) uint64 {
 // AppendCSV appends b as one dataset line, "nombre,apellido,documento,
 // nacimiento,numero\r\n", to dst. It does not validate b: pass bets that
 // satisfy Bet.Validate (every generated bet does) or the line may not parse.
-func AppendCSV(dst []byte, b lottery.Bet) []byte {
-	dst = append(dst, b.FirstName...)
-	dst = append(dst, ',')
-	dst = append(dst, b.LastName...)
-	dst = append(dst, ',')
-	dst = append(dst, b.Document...)
-	dst = append(dst, ',')
-	dst = append(dst, b.Birthdate...)
-	dst = append(dst, ',')
-	dst = strconv.AppendInt(dst, int64(b.Number), 10)
-	return append(dst, '\r', '\n')
-}
+func AppendCSV(dst []byte, b lottery.Bet) []byte { return betfile.AppendLine(dst, b) }
 
 // Write writes the first n bets of the sequence of opts to w in the dataset
 // format, buffered, and returns how many of them play lottery.WinningNumber.

@@ -33,22 +33,36 @@ func (b Bet) Wins() bool { return b.Number == WinningNumber }
 // Validate checks every field of the bet (not the agency, which depends on
 // how many agencies the central expects).
 func (b Bet) Validate() error {
-	if err := ValidateName("first name", b.FirstName); err != nil {
-		return err
-	}
-	if err := ValidateName("last name", b.LastName); err != nil {
-		return err
-	}
-	if err := ValidateDocument(b.Document); err != nil {
-		return err
-	}
-	if err := ValidateDate(b.Birthdate); err != nil {
+	if err := validateFields(b.FirstName, b.LastName, b.Document, b.Birthdate); err != nil {
 		return err
 	}
 	if b.Number < 0 || b.Number > MaxNumber {
 		return fmt.Errorf("number %d out of range 0..%d", b.Number, MaxNumber)
 	}
 	return nil
+}
+
+// ValidateFields checks a bet given as its text fields, as they come off
+// the wire, and returns the number it plays. It does not allocate unless
+// a field is wrong.
+func ValidateFields(first, last, document, birthdate, number []byte) (int, error) {
+	if err := validateFields(first, last, document, birthdate); err != nil {
+		return 0, err
+	}
+	return ParseNumber(number)
+}
+
+func validateFields[T ~string | ~[]byte](first, last, document, birthdate T) error {
+	if err := ValidateName("first name", first); err != nil {
+		return err
+	}
+	if err := ValidateName("last name", last); err != nil {
+		return err
+	}
+	if err := ValidateDocument(document); err != nil {
+		return err
+	}
+	return ValidateDate(birthdate)
 }
 
 // ValidateName checks a first or last name: non-empty valid UTF-8 with no

@@ -50,19 +50,8 @@ func BenchmarkParseBatch(b *testing.B) {
 
 // validate is what the central does per bet (services/central/conn.go).
 func validate(f wire.BetFields) (int, error) {
-	if err := lottery.ValidateName("first name", f[wire.FieldFirstName]); err != nil {
-		return 0, err
-	}
-	if err := lottery.ValidateName("last name", f[wire.FieldLastName]); err != nil {
-		return 0, err
-	}
-	if err := lottery.ValidateDocument(f[wire.FieldDocument]); err != nil {
-		return 0, err
-	}
-	if err := lottery.ValidateDate(f[wire.FieldBirthdate]); err != nil {
-		return 0, err
-	}
-	return lottery.ParseNumber(f[wire.FieldNumber])
+	return lottery.ValidateFields(f[wire.FieldFirstName], f[wire.FieldLastName],
+		f[wire.FieldDocument], f[wire.FieldBirthdate], f[wire.FieldNumber])
 }
 
 func parseAndValidate(tb testing.TB, payload []byte, dst []wire.BetFields, rows []byte) ([]wire.BetFields, []byte) {
