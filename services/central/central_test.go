@@ -368,3 +368,30 @@ type discardExporter struct{}
 
 func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
 func (discardExporter) Shutdown(context.Context) error                             { return nil }
+
+// TestRestartRemembersStoredBets: bets stored before a restart take part
+// in the draw after it, in stored order, ahead of the ones sent after.
+func TestRestartRemembersStoredBets(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "bets.csv")
+	first := startCentral(t, central.Config{Agencies: 2, StorePath: store})
+	c := dialRaw(t, first.addr)
+	c.send("1;2\nAna;Pérez;111;1990-01-01;7574\nLuis;Gómez;222;1990-01-01;1\n")
+	c.expect("success;Batch stored successfully.")
+	c.send("2;0\n")
+	c.expectPrefix("error;") // agency 2 on agency 1's connection
+	if err := first.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	second := startCentral(t, central.Config{Agencies: 2, StorePath: store})
+	a1 := dialRaw(t, second.addr)
+	a1.send("1;1\nEva;Sosa;333;1990-01-01;7574\n")
+	a1.expect("success;Batch stored successfully.")
+	a1.send("END")
+	a2 := dialRaw(t, second.addr)
+	a2.send("2;0\n")
+	a2.expect("success;Batch stored successfully.")
+	a2.send("END")
+	a1.expect("111;333")
+	a2.expect("NO_WINNERS")
+}

@@ -48,14 +48,15 @@ type conn struct {
 
 // pendingBatch is a batch on its way to disk, or already answered.
 type pendingBatch struct {
-	start  time.Time
-	ctx    context.Context
-	span   trace.Span
-	header wire.BatchHeader
-	bets   int
-	p      *store.Pending
-	rows   *[]byte
-	held   int64 // bytes of the in-flight budget this batch holds
+	start   time.Time
+	ctx     context.Context
+	span    trace.Span
+	header  wire.BatchHeader
+	bets    int
+	p       *store.Pending
+	rows    *[]byte
+	held    int64    // bytes of the in-flight budget this batch holds
+	winners []string // DNIs of its bets playing the winning number
 	// When the batch was refused before reaching the store:
 	errMsg string
 	result string
@@ -361,6 +362,9 @@ func (c *conn) batch(ctx context.Context, payload []byte) pendingBatch {
 		}
 		r = store.AppendRow(r, h.Agency, f[wire.FieldFirstName], f[wire.FieldLastName],
 			f[wire.FieldDocument], f[wire.FieldBirthdate], n)
+		if n == lottery.WinningNumber {
+			pb.winners = append(pb.winners, string(f[wire.FieldDocument]))
+		}
 	}
 	*rows = r
 	vspan.End()
@@ -378,6 +382,11 @@ func (c *conn) batch(ctx context.Context, payload []byte) pendingBatch {
 	pb.held = s.budget.acquire(int64(len(r)))
 	err = s.bar.admit(h.Agency, func() error {
 		p, err := s.store.Submit(r, len(bets))
+		if err == nil {
+			// Counted while the barrier admits, so the draw waits for
+			// this batch's outcome.
+			s.book.pending.Add(1)
+		}
 		pb.p = p
 		return err
 	})
@@ -423,7 +432,9 @@ func (c *conn) complete(pb *pendingBatch) {
 			pb.result, pb.errMsg = resultStoreFailed, "central could not store the batch: "+err.Error()
 		} else {
 			pb.result = resultSuccess
+			s.book.record(pb.p.Offset(), pb.header.Agency, pb.winners, pb.bets)
 		}
+		s.book.pending.Done()
 		sspan.End()
 		putBuf(pb.rows)
 		s.budget.release(pb.held)

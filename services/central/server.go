@@ -109,6 +109,7 @@ type Server struct {
 	store  *store.Store
 	bar    *barrier
 	budget *budget
+	book   winnerBook
 
 	ln    net.Listener
 	ready atomic.Bool
@@ -148,6 +149,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		store:  st,
 		budget: newBudget(cfg.MaxInflightBytes),
 		conns:  make(map[*conn]struct{}),
+	}
+	if err := s.book.load(st); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("read the stored bets: %w", err)
 	}
 	s.bar = newBarrier(cfg.Agencies, s.draw, s.drawn)
 	return s, nil
@@ -320,22 +325,13 @@ func (s *Server) shutdown(ctx context.Context) error {
 	return err
 }
 
-// draw holds the draw over the store: every admitted batch is flushed,
-// then the file is read once.
+// draw holds the draw: once every admitted batch's outcome is in (the
+// barrier admits no more), the winners recorded as batches became durable
+// are laid out per agency in stored order.
 func (s *Server) draw(ctx context.Context) (*lottery.Result, error) {
 	ctx, span := s.tracer.Start(ctx, "central.draw")
 	defer span.End()
-	if err := s.store.Flush(ctx); err != nil {
-		return nil, err
-	}
-	res := lottery.NewResult()
-	if err := s.store.Scan(func(agency int, doc []byte, number int) error {
-		res.Add(agency, doc, number)
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return s.book.result(ctx)
 }
 
 func (s *Server) drawn(firstEnd time.Time, took time.Duration, res *lottery.Result, err error) {

@@ -19,6 +19,16 @@ func (r *Result) Add(agency int, document []byte, number int) {
 	}
 }
 
+// AddWinner records a winning bet directly, for a caller that keeps the
+// winners as bets are stored; bets counts bets that did not win.
+func (r *Result) AddWinner(agency int, document string) {
+	r.bets++
+	r.winners[agency] = append(r.winners[agency], document)
+}
+
+// AddBets counts bets that did not win.
+func (r *Result) AddBets(n int) { r.bets += n }
+
 // Winners returns an agency's winning DNIs (nil when it has none).
 func (r *Result) Winners(agency int) []string { return r.winners[agency] }
 

@@ -59,12 +59,13 @@ type GroupInfo struct {
 
 // Pending is a submitted batch; Wait returns once it is durable or failed.
 type Pending struct {
-	rows  []byte
-	bets  int
-	flush bool
-	done  chan struct{}
-	err   error
-	group GroupInfo
+	rows   []byte
+	bets   int
+	flush  bool
+	done   chan struct{}
+	err    error
+	group  GroupInfo
+	offset int64
 }
 
 // Wait blocks until the batch is on disk (nil) or failed, or ctx ends. The
@@ -86,6 +87,10 @@ func (p *Pending) Err() error { return p.err }
 
 // Group tells which group commit made the batch durable (valid after Done).
 func (p *Pending) Group() GroupInfo { return p.group }
+
+// Offset is where the batch's rows start in the bets file (valid after
+// Done without error): batches stored later have larger offsets.
+func (p *Pending) Offset() int64 { return p.offset }
 
 // Store is the durable bets file.
 type Store struct {
@@ -356,6 +361,12 @@ func (s *Store) writer() {
 		buf   []byte
 		seq   uint64
 	)
+	// pos is where the next batch's rows go: the file's size, except that
+	// in Discard mode it counts what would have been written, so offsets
+	// still order batches.
+	s.mu.Lock()
+	pos := s.size
+	s.mu.Unlock()
 	for first := range s.reqs {
 		group = append(group[:0], first)
 		buf = append(buf[:0], first.rows...)
@@ -373,6 +384,10 @@ func (s *Store) writer() {
 			}
 		}
 		seq++
+		for _, p := range group {
+			p.offset = pos
+			pos += int64(len(p.rows))
+		}
 		err := s.commit(buf)
 		info := GroupInfo{Seq: seq, Batches: 0, Bytes: len(buf)}
 		for _, p := range group {
