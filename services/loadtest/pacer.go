@@ -17,9 +17,10 @@ type pacer struct {
 
 func newPacer(cfg Config, agencyID int) *pacer {
 	perBet := 1e9 * float64(cfg.Agencies) / cfg.Rate
-	// Spread the agencies over one batch's time so they do not all fire
-	// at once.
-	phase := time.Duration(perBet * float64(cfg.Batch) * float64(agencyID-1) / float64(cfg.Agencies))
+	// Spread the agencies evenly over one batch's time so they do not fire
+	// in bursts. A full 8 KiB frame holds about 180 realistic bets
+	// whatever --batch allows, so one batch is at most 200 bets' time.
+	phase := time.Duration(perBet * float64(min(cfg.Batch, 200)) * float64(agencyID-1) / float64(cfg.Agencies))
 	return &pacer{phase: phase, perBet: perBet}
 }
 
