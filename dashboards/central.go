@@ -148,7 +148,7 @@ func central() *dashboard.DashboardBuilder {
 			query("C", `process_resident_memory_bytes{job="central"}`, "resident"))).
 		WithPanel(graph(i, "Garbage collection", "GC cycles per second and the longest GC pause in the recent window.", unitPerSec, thirdWidth,
 			query("A", `rate(go_gc_duration_seconds_count{job="central"}[$__rate_interval])`, "GC/s"),
-			query("B", `go_gc_duration_seconds{job="central", quantile="1"}`, "max pause")).
+			query("B", `go_gc_duration_seconds{job="central", quantile=~"1|1.0"}`, "max pause")).
 			OverrideByQuery("B", []dashboard.DynamicConfigValue{
 				{Id: "unit", Value: unitSeconds},
 				{Id: "custom.axisPlacement", Value: "right"},

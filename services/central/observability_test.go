@@ -241,3 +241,67 @@ func TestTracesLogsAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestSeedClientGetsRootSpan: a batch without traceparent (a seed client)
+// still gets a central.batch span, as the root of its own trace.
+func TestSeedClientGetsRootSpan(t *testing.T) {
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	srv, err := central.New(central.Config{Address: "127.0.0.1:0", Agencies: 1, StorePath: filepath.Join(t.TempDir(), "bets.csv")},
+		central.Deps{Tracer: tp.Tracer("central")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	c := dialRaw(t, srv.Addr().String())
+	c.send("1;1\nAna;Pérez;1;1990-01-01;5\n")
+	c.expect("success;Batch stored successfully.")
+	c.send("END")
+	c.expect("NO_WINNERS")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var batch sdktrace.ReadOnlySpan
+	for _, s := range spans.Ended() {
+		if s.Name() == "central.batch" {
+			batch = s
+		}
+	}
+	if batch == nil {
+		t.Fatal("no central.batch span for a seed client's batch")
+	}
+	if batch.Parent().IsValid() {
+		t.Errorf("central.batch has parent %v, want a root span", batch.Parent().SpanID())
+	}
+	if !batch.SpanContext().IsValid() || batch.SpanKind() != trace.SpanKindServer {
+		t.Errorf("central.batch context valid=%v kind=%v", batch.SpanContext().IsValid(), batch.SpanKind())
+	}
+}
+
+// TestAgencyWithoutBets: an agency with an empty file is valid: its client
+// tells the central who it is, counts at the barrier and gets NO_WINNERS.
+func TestAgencyWithoutBets(t *testing.T) {
+	h := startCentral(t, central.Config{Agencies: 2})
+	other := dialRaw(t, h.addr)
+	other.send("1;1\nAna;Pérez;1;1990-01-01;7574\n")
+	other.expect("success;Batch stored successfully.")
+	other.send("END")
+	c, err := agency.NewClient(agency.Options{Agency: 2, Address: h.addr, MaxBets: 10}, agency.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Run(t.Context(), &sliceSource{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Winners) != 0 || res.Bets != 0 {
+		t.Errorf("empty agency got %d winners, %d bets acked", len(res.Winners), res.Bets)
+	}
+	other.expect("1")
+}

@@ -25,6 +25,12 @@ type PrometheusOptions struct {
 	// Targets maps a job name to the host:port of its targets, scraped at
 	// /metrics.
 	Targets map[string][]string
+	// TargetLabels adds labels to targets, by address, as the compose
+	// stack's file_sd does (an agency's target carries agency="<id>").
+	TargetLabels map[string]map[string]string
+	// HonorLabels lists the jobs scraped with honor_labels, as
+	// deploy/prometheus/prometheus.yml does for the agencies.
+	HonorLabels []string
 	// RuleFiles are recording/alerting rule files to load (rule_files);
 	// relative paths are taken from the repository root.
 	RuleFiles []string
@@ -111,10 +117,12 @@ func StartPrometheusWith(tb testing.TB, opts PrometheusOptions) *Prometheus {
 // YAML, so no value ever needs YAML quoting.
 func prometheusConfig(opts PrometheusOptions, root string) ([]byte, error) {
 	type staticConfig struct {
-		Targets []string `json:"targets"`
+		Targets []string          `json:"targets"`
+		Labels  map[string]string `json:"labels,omitempty"`
 	}
 	type scrapeConfig struct {
 		JobName       string         `json:"job_name"`
+		HonorLabels   bool           `json:"honor_labels,omitempty"`
 		StaticConfigs []staticConfig `json:"static_configs"`
 	}
 	interval := promDuration(opts.ScrapeInterval)
@@ -143,9 +151,11 @@ func prometheusConfig(opts PrometheusOptions, root string) ([]byte, error) {
 	}
 	slices.Sort(jobs)
 	for _, j := range jobs {
-		cfg.ScrapeConfigs = append(cfg.ScrapeConfigs, scrapeConfig{
-			JobName: j, StaticConfigs: []staticConfig{{Targets: opts.Targets[j]}},
-		})
+		sc := scrapeConfig{JobName: j, HonorLabels: slices.Contains(opts.HonorLabels, j)}
+		for _, t := range opts.Targets[j] {
+			sc.StaticConfigs = append(sc.StaticConfigs, staticConfig{Targets: []string{t}, Labels: opts.TargetLabels[t]})
+		}
+		cfg.ScrapeConfigs = append(cfg.ScrapeConfigs, sc)
 	}
 	return json.MarshalIndent(cfg, "", "  ")
 }

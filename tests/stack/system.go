@@ -236,6 +236,17 @@ func (s *System) Targets() map[string][]string {
 	return t
 }
 
+// PrometheusOptions are the scrape settings of the compose stack for this
+// system: its targets, each agency's labelled agency="<id>", the agency
+// job with honor_labels.
+func (s *System) PrometheusOptions() PrometheusOptions {
+	labels := map[string]map[string]string{}
+	for _, a := range s.Agencies {
+		labels[a.MetricsAddr] = map[string]string{"agency": strconv.Itoa(a.ID)}
+	}
+	return PrometheusOptions{Targets: s.Targets(), TargetLabels: labels, HonorLabels: []string{"agency"}}
+}
+
 // StopCentral sends the central SIGTERM and waits at most grace for it to
 // exit (it flushes its spans then); it returns the exit status.
 func (s *System) StopCentral(grace time.Duration) error {
