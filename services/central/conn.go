@@ -62,23 +62,30 @@ type pendingBatch struct {
 	result string
 }
 
-// Pools keep idle connections cheap: a connection holds a payload or rows
-// buffer only while a batch is in hand. Buffers come in size classes so a
-// small batch does not pin a large buffer while it waits for the disk.
-var (
-	pendingPool = sync.Pool{New: func() any { return new(pendingBatch) }}
-	bufPools    [len(bufClasses)]sync.Pool
-)
-
+// bufClasses are the buffer size classes of pools.
 var bufClasses = [...]int{2 << 10, 16 << 10, 64 << 10}
 
 const pooledCap = 64 << 10 // larger buffers are left to the GC
 
+// pools keep idle connections cheap: a connection holds a payload or rows
+// buffer only while a batch is in hand. Buffers come in size classes so a
+// small batch does not pin a large buffer while it waits for the disk.
+type pools struct {
+	pending sync.Pool
+	bufs    [len(bufClasses)]sync.Pool
+}
+
+func newPools() *pools {
+	p := &pools{}
+	p.pending.New = func() any { return new(pendingBatch) }
+	return p
+}
+
 // getBuf returns an empty buffer with room for at least n bytes.
-func getBuf(n int) *[]byte {
+func (p *pools) getBuf(n int) *[]byte {
 	for i, c := range bufClasses {
 		if n <= c {
-			if b, ok := bufPools[i].Get().(*[]byte); ok {
+			if b, ok := p.bufs[i].Get().(*[]byte); ok {
 				return b
 			}
 			b := make([]byte, 0, c)
@@ -89,13 +96,13 @@ func getBuf(n int) *[]byte {
 	return &b
 }
 
-func putBuf(b *[]byte) {
+func (p *pools) putBuf(b *[]byte) {
 	c := cap(*b)
 	for i := len(bufClasses) - 1; i >= 0; i-- {
 		if c >= bufClasses[i] {
 			if c <= pooledCap {
 				*b = (*b)[:0]
-				bufPools[i].Put(b)
+				p.bufs[i].Put(b)
 			}
 			return
 		}
@@ -157,16 +164,16 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 		if err != nil {
 			return c.readFailed(err)
 		}
-		buf := getBuf(size)
+		buf := s.pools.getBuf(size)
 		payload, err := wire.ReadPayload(c.br, *buf, size)
 		if err != nil {
-			putBuf(buf)
+			s.pools.putBuf(buf)
 			return c.readFailed(err)
 		}
 		c.frames++
 		if wire.IsEnd(payload) {
 			*buf = payload
-			putBuf(buf)
+			s.pools.putBuf(buf)
 			if err := c.drainAcks(); err != nil {
 				return closeWriteError, err
 			}
@@ -174,7 +181,7 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 		}
 		pb := c.batch(ctx, payload)
 		*buf = payload
-		putBuf(buf)
+		s.pools.putBuf(buf)
 		c.pushAck(pb)
 	}
 }
@@ -187,7 +194,7 @@ func (c *conn) pushAck(pb pendingBatch) {
 		c.acks = make(chan *pendingBatch, c.s.cfg.MaxPipeline)
 	}
 	c.ackWG.Add(1)
-	p := pendingPool.Get().(*pendingBatch)
+	p := c.s.pools.pending.Get().(*pendingBatch)
 	*p = pb
 	c.acks <- p
 	c.ackMu.Lock()
@@ -258,7 +265,7 @@ func (c *conn) writeAcks() {
 		observability.ObserveWithTrace(pb.ctx, s.m.batchDuration, now.Sub(pb.start).Seconds())
 		pb.span.End()
 		*pb = pendingBatch{}
-		pendingPool.Put(pb)
+		s.pools.pending.Put(pb)
 		c.answered[i] = nil
 		c.ackWG.Done()
 	}
@@ -351,13 +358,13 @@ func (c *conn) batch(ctx context.Context, payload []byte) pendingBatch {
 	_, vspan := s.tracer.Start(pb.ctx, "central.validate")
 	// A row is the bet line plus the agency and a comma, and quotes when
 	// a name needs them: twice the payload always holds them.
-	rows := getBuf(2 * len(payload))
+	rows := s.pools.getBuf(2 * len(payload))
 	r := *rows
 	for i, f := range bets {
 		n, err := validate(f)
 		if err != nil {
 			vspan.End()
-			putBuf(rows)
+			s.pools.putBuf(rows)
 			return reject(pb, resultInvalidBet, "line "+strconv.Itoa(i+2)+": "+err.Error())
 		}
 		r = store.AppendRow(r, h.Agency, f[wire.FieldFirstName], f[wire.FieldLastName],
@@ -371,12 +378,12 @@ func (c *conn) batch(ctx context.Context, payload []byte) pendingBatch {
 	if len(bets) == 0 {
 		// An empty batch stores nothing: it only says which agency this
 		// connection is, so it is welcome even after the draw.
-		putBuf(rows)
+		s.pools.putBuf(rows)
 		pb.result = resultSuccess
 		return pb
 	}
 	if s.shuttingDown() {
-		putBuf(rows)
+		s.pools.putBuf(rows)
 		return reject(pb, resultShuttingDown, "central is shutting down: batch not stored, send it again later")
 	}
 	pb.held = s.budget.acquire(int64(len(r)))
@@ -391,7 +398,7 @@ func (c *conn) batch(ctx context.Context, payload []byte) pendingBatch {
 		return err
 	})
 	if err != nil {
-		putBuf(rows)
+		s.pools.putBuf(rows)
 		s.budget.release(pb.held)
 		pb.held = 0
 		result := resultStoreFailed
@@ -436,7 +443,7 @@ func (c *conn) complete(pb *pendingBatch) {
 		}
 		s.book.pending.Done()
 		sspan.End()
-		putBuf(pb.rows)
+		s.pools.putBuf(pb.rows)
 		s.budget.release(pb.held)
 		pb.rows, pb.p, pb.held = nil, nil, 0
 	}

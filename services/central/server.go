@@ -109,6 +109,7 @@ type Server struct {
 	store  *store.Store
 	bar    *barrier
 	budget *budget
+	pools  *pools
 	book   winnerBook
 
 	ln    net.Listener
@@ -148,6 +149,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		tracer: deps.Tracer,
 		store:  st,
 		budget: newBudget(cfg.MaxInflightBytes),
+		pools:  newPools(),
 		conns:  make(map[*conn]struct{}),
 	}
 	if err := s.book.load(st); err != nil {
