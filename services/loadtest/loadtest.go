@@ -49,6 +49,10 @@ type Config struct {
 	NoStore bool
 
 	Timeout time.Duration // per ack and dial
+	// Warmup leaves out of the latency figures the batches due in the
+	// run's first Warmup (connection set-up, first bursts); throughput
+	// and correctness still count everything.
+	Warmup time.Duration
 	// Progress receives a line a second; nil for none.
 	Progress io.Writer
 	// Registerer receives the load tool's metrics (and an in-process
@@ -165,7 +169,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			deps := agency.Deps{
 				Metrics: shared,
 				OnAck: func(d time.Duration, bets int) {
-					lat.Record(d)
+					if cfg.Warmup <= 0 || time.Since(start)-d >= cfg.Warmup {
+						lat.Record(d)
+					}
 					m.ackDuration.Observe(d.Seconds())
 					m.betsAcked.Add(float64(bets))
 					betsAcked.Add(int64(bets))

@@ -188,3 +188,26 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("text report lacks the store check:\n%s", text.String())
 	}
 }
+
+// TestWarmupLeavesEarlyBatchesOut: batches due within the warm-up count
+// for throughput and correctness, not for latency.
+func TestWarmupLeavesEarlyBatchesOut(t *testing.T) {
+	for _, tc := range []struct {
+		warmup      time.Duration
+		wantSamples bool
+	}{
+		{0, true},
+		{time.Hour, false},
+	} {
+		rep, err := Run(t.Context(), Config{Agencies: 3, Bets: 300, Batch: 50, StoreDir: t.TempDir(), Warmup: tc.warmup})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Failed || rep.BetsAcked != 900 {
+			t.Fatalf("warm-up %v: failed=%v, %d bets acked", tc.warmup, rep.Failed, rep.BetsAcked)
+		}
+		if got := rep.AckLatency.Count > 0; got != tc.wantSamples {
+			t.Errorf("warm-up %v: %d latency samples of %d batches", tc.warmup, rep.AckLatency.Count, rep.BatchesAcked)
+		}
+	}
+}

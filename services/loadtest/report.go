@@ -47,6 +47,7 @@ type Report struct {
 		Target   string  `json:"target"`
 		Store    bool    `json:"store"`
 		Rate     float64 `json:"rate,omitempty"`
+		Warmup   string  `json:"warmup,omitempty"`
 	} `json:"config"`
 }
 
@@ -95,6 +96,9 @@ func buildReport(cfg Config, runs []*agencyRun, lat *Histogram, total, ingest ti
 		r.Config.Target = "in-process"
 	}
 	r.Config.Store, r.Config.Rate = !cfg.NoStore, cfg.Rate
+	if cfg.Warmup > 0 {
+		r.Config.Warmup = cfg.Warmup.String()
+	}
 	wait := NewHistogram()
 	times := make([]AgencyTime, 0, len(runs))
 	winnersOK := true
@@ -173,7 +177,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	p("Throughput\t%.0f bets/s, %.0f batches/s", r.BetsPerSec, r.BatchesPerSec)
 	l := r.AckLatency
-	p("Ack latency\tmin %s  mean %s  p50 %s  p90 %s  p95 %s  p99 %s  p99.9 %s  max %s",
+	warm := ""
+	if r.Config.Warmup != "" {
+		warm = " (after a " + r.Config.Warmup + " warm-up)"
+	}
+	p("Ack latency%s\tmin %s  mean %s  p50 %s  p90 %s  p95 %s  p99 %s  p99.9 %s  max %s", warm,
 		ms(l.Min), ms(l.Mean), ms(l.P50), ms(l.P90), ms(l.P95), ms(l.P99), ms(l.P999), ms(l.Max))
 	b := r.BarrierWait
 	p("Barrier wait\tmin %s  p50 %s  p99 %s  max %s", ms(b.Min), ms(b.P50), ms(b.P99), ms(b.Max))

@@ -43,6 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.StoreDir, "store-dir", "", "in-process central's store directory (default: temporary)")
 	fs.BoolVar(&cfg.NoStore, "no-store", false, "in-process central acknowledges without storing (to measure storage's cost)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "per-ack timeout")
+	fs.DurationVar(&cfg.Warmup, "warmup", 0, "leave the batches due in the first part of the run out of the latency figures")
 	output := fs.String("o", "text", "report format: text or json")
 	maxP99 := fs.Duration("max-p99", 0, "exit 1 when ack p99 exceeds this (0: no limit)")
 	maxErr := fs.Float64("max-error-rate", 0, "exit 1 when more than this share of agencies fail (default 0: any failure fails)")
