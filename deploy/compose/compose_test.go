@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loteria/loteria/internal/testenv"
+
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 	"go.yaml.in/yaml/v3"
@@ -28,19 +30,6 @@ import (
 	"github.com/loteria/loteria/services/agency"
 	"github.com/loteria/loteria/services/central"
 )
-
-// repoRoot is the module root, two levels up from this package.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("repository root %s: %v", root, err)
-	}
-	return root
-}
 
 // courseData is the course's dataset beside the repository, when it is there.
 func courseData(root string) string {
@@ -63,7 +52,7 @@ type generated struct {
 
 func generate(t *testing.T, n int) generated {
 	t.Helper()
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	dir := t.TempDir()
 	plan, err := compose.NewPlan(compose.Options{
 		Agencies:         n,
@@ -714,7 +703,7 @@ func readYAML(t *testing.T, file string, v any) {
 }
 
 func TestPlanDeterministic(t *testing.T) {
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	dir := t.TempDir()
 	opts := compose.Options{Agencies: 12, Root: root, Output: filepath.Join(dir, "c.yaml"), GenDir: filepath.Join(dir, "gen"), DataDir: courseData(root)}
 	a, err := compose.NewPlan(opts)
@@ -877,7 +866,7 @@ func TestProgramsAcceptGeneratedConfig(t *testing.T) {
 // TestDockerBuildInputs checks that the Dockerfile builds packages that exist and that
 // .dockerignore keeps what the build needs in the context.
 func TestDockerBuildInputs(t *testing.T) {
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	dockerfile, err := os.ReadFile(filepath.Join(root, compose.DockerfilePath))
 	if err != nil {
 		t.Fatal(err)

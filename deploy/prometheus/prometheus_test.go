@@ -16,25 +16,14 @@ import (
 	"github.com/loteria/loteria/dashboards"
 	"github.com/loteria/loteria/deploy/compose"
 	"github.com/loteria/loteria/deploy/promcheck"
+	"github.com/loteria/loteria/internal/testenv"
 )
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("repository root %s: %v", root, err)
-	}
-	return root
-}
 
 func promtool(t *testing.T) string {
 	t.Helper()
 	p, err := exec.LookPath("promtool")
 	if err != nil {
-		t.Skip("promtool not found: install Debian's prometheus package (apt-get install prometheus); CI does")
+		testenv.Unavailable(t, "promtool not found: install Debian's prometheus package (apt-get install prometheus); CI does")
 	}
 	return p
 }
@@ -61,7 +50,7 @@ func glob(t *testing.T, root, pattern string) []string {
 
 func TestPromtoolCheckRules(t *testing.T) {
 	pt := promtool(t)
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	out := run(t, root, pt, append([]string{"check", "rules"}, glob(t, root, promcheck.RulesGlob)...)...)
 	if strings.Contains(out, "WARNING") {
 		t.Errorf("promtool check rules warns:\n%s", out)
@@ -70,7 +59,7 @@ func TestPromtoolCheckRules(t *testing.T) {
 
 func TestPromtoolTestRules(t *testing.T) {
 	pt := promtool(t)
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	tests := glob(t, root, promcheck.RuleTestsGlob)
 	run(t, root, pt, append([]string{"test", "rules"}, tests...)...)
 
@@ -102,7 +91,7 @@ func TestPromtoolTestRules(t *testing.T) {
 // paths are pointed at the repository's rules and at targets generated for 5 agencies.
 func TestPromtoolCheckConfig(t *testing.T) {
 	pt := promtool(t)
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	dir := t.TempDir()
 	plan, err := compose.NewPlan(compose.Options{Agencies: 5, Root: root, Output: filepath.Join(dir, "out", "c.yaml")})
 	if err != nil {
@@ -141,7 +130,7 @@ func TestPromtoolCheckConfig(t *testing.T) {
 // parses, names only exported metrics (or recording rules over them) with their labels and label
 // values, and the labels its legend shows exist on its result.
 func TestExpressions(t *testing.T) {
-	repo, err := promcheck.LoadRepo(repoRoot(t))
+	repo, err := promcheck.LoadRepo(testenv.RepoRoot(t))
 	if err != nil {
 		t.Fatal(err)
 	}
