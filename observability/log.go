@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 
+	"golang.org/x/term"
+
 	"github.com/lmittmann/tint"
 )
 
@@ -85,16 +87,12 @@ func NewLogger(w io.Writer, opts LogOptions) (*slog.Logger, error) {
 	return slog.New(NewTraceHandler(h)), nil
 }
 
-// isTerminal reports whether w is an *os.File backed by a character device,
-// which is how a terminal looks from here without a cgo or x/term dependency.
+// isTerminal reports whether w is an *os.File that is a terminal (tint
+// colours only then); /dev/null and pipes are not.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok || f == nil {
 		return false
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		return false
-	}
-	return fi.Mode()&os.ModeCharDevice != 0
+	return term.IsTerminal(int(f.Fd()))
 }

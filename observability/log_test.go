@@ -174,6 +174,12 @@ func TestIsTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer devNull.Close()
+	// The master side of a new pseudo-terminal is a terminal.
+	pty, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal to test with: %v", err)
+	}
+	defer pty.Close()
 	tests := []struct {
 		name string
 		w    io.Writer
@@ -182,7 +188,8 @@ func TestIsTerminal(t *testing.T) {
 		{"buffer", &bytes.Buffer{}, false},
 		{"regular file", f, false},
 		{"nil file", (*os.File)(nil), false},
-		{"character device", devNull, true},
+		{"character device that is no terminal", devNull, false},
+		{"pseudo-terminal", pty, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
