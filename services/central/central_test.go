@@ -36,14 +36,22 @@ type harness struct {
 }
 
 // startCentral runs a central on a loopback port until the test ends.
-func startCentral(t *testing.T, cfg central.Config) *harness {
+func startCentral(t testing.TB, cfg central.Config) *harness {
+	t.Helper()
+	return startCentralWith(t, cfg, central.Deps{})
+}
+
+// startCentralWith is startCentral with the central's logger and tracer
+// given (its registry is always the harness's own).
+func startCentralWith(t testing.TB, cfg central.Config, deps central.Deps) *harness {
 	t.Helper()
 	if cfg.StorePath == "" {
 		cfg.StorePath = filepath.Join(t.TempDir(), "bets.csv")
 	}
 	cfg.Address = "127.0.0.1:0"
 	reg := prometheus.NewRegistry()
-	srv, err := central.New(cfg, central.Deps{Registerer: reg})
+	deps.Registerer = reg
+	srv, err := central.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,17 +327,7 @@ func BenchmarkOfficialData(b *testing.B) {
 				}
 				for b.Loop() {
 					b.StopTimer()
-					srv, err := central.New(central.Config{Address: "127.0.0.1:0", Agencies: 5, StorePath: filepath.Join(b.TempDir(), "bets.csv")},
-						central.Deps{Registerer: prometheus.NewRegistry(), Tracer: centralTracer})
-					if err != nil {
-						b.Fatal(err)
-					}
-					if err := srv.Listen(); err != nil {
-						b.Fatal(err)
-					}
-					ctx, cancel := context.WithCancel(context.Background())
-					done := make(chan error, 1)
-					go func() { done <- srv.Serve(ctx) }()
+					h := startCentralWith(b, central.Config{Agencies: 5}, central.Deps{Tracer: centralTracer})
 					b.StartTimer()
 					var wg sync.WaitGroup
 					for i := 1; i <= 5; i++ {
@@ -340,21 +338,22 @@ func BenchmarkOfficialData(b *testing.B) {
 								return
 							}
 							defer f.Close()
-							c, err := agency.NewClient(agency.Options{Agency: i, Address: srv.Addr().String(), MaxBets: tc.maxBets, InFlight: tc.inFlight},
+							c, err := agency.NewClient(agency.Options{Agency: i, Address: h.addr, MaxBets: tc.maxBets, InFlight: tc.inFlight},
 								agency.Deps{Tracer: agencyTracer, Metrics: agency.NewMetrics(prometheus.NewRegistry())})
 							if err != nil {
 								b.Error(err)
 								return
 							}
-							if _, err := c.Run(ctx, f); err != nil {
+							if _, err := c.Run(b.Context(), f); err != nil {
 								b.Error(err)
 							}
 						})
 					}
 					wg.Wait()
 					b.StopTimer()
-					cancel()
-					<-done
+					if err := h.stop(); err != nil {
+						b.Fatal(err)
+					}
 					b.StartTimer()
 				}
 				b.ReportMetric(float64(78697*b.N)/b.Elapsed().Seconds(), "bets/s")

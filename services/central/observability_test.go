@@ -3,10 +3,8 @@ package central_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -66,19 +64,8 @@ func TestTracesLogsAndMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
-	srv, err := central.New(central.Config{
-		Address: "127.0.0.1:0", Agencies: 1, StorePath: filepath.Join(t.TempDir(), "bets.csv"),
-	}, central.Deps{Logger: log, Registerer: reg, Tracer: centralTP.Tracer("central")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
+	h := startCentralWith(t, central.Config{Agencies: 1}, central.Deps{Logger: log, Tracer: centralTP.Tracer("central")})
+	reg := h.reg
 
 	var bets []lottery.Bet
 	for i := range 25 {
@@ -90,7 +77,7 @@ func TestTracesLogsAndMetrics(t *testing.T) {
 	}
 	agencyReg := prometheus.NewRegistry()
 	am := agency.NewMetrics(agencyReg)
-	c, err := agency.NewClient(agency.Options{Agency: 1, Address: srv.Addr().String(), MaxBets: 10, InFlight: 2},
+	c, err := agency.NewClient(agency.Options{Agency: 1, Address: h.addr, MaxBets: 10, InFlight: 2},
 		agency.Deps{Metrics: am, Tracer: agencyTP.Tracer("agency")})
 	if err != nil {
 		t.Fatal(err)
@@ -99,8 +86,7 @@ func TestTracesLogsAndMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := h.stop(); err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Winners) != 3 {
@@ -247,24 +233,13 @@ func TestTracesLogsAndMetrics(t *testing.T) {
 func TestSeedClientGetsRootSpan(t *testing.T) {
 	spans := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
-	srv, err := central.New(central.Config{Address: "127.0.0.1:0", Agencies: 1, StorePath: filepath.Join(t.TempDir(), "bets.csv")},
-		central.Deps{Tracer: tp.Tracer("central")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	c := dialRaw(t, srv.Addr().String())
+	h := startCentralWith(t, central.Config{Agencies: 1}, central.Deps{Tracer: tp.Tracer("central")})
+	c := dialRaw(t, h.addr)
 	c.send("1;1\nAna;Pérez;1;1990-01-01;5\n")
 	c.expect("success;Batch stored successfully.")
 	c.send("END")
 	c.expect("NO_WINNERS")
-	cancel()
-	if err := <-done; err != nil {
+	if err := h.stop(); err != nil {
 		t.Fatal(err)
 	}
 	var batch sdktrace.ReadOnlySpan
