@@ -78,7 +78,7 @@ func (o *Options) defaults() error {
 
 // Deps are what a client reports to; every field may be nil.
 type Deps struct {
-	Logger  *slog.Logger
+	Logger  *slog.Logger // narrowed by the caller (the agency program adds agency=<id>)
 	Metrics *Metrics
 	Tracer  trace.Tracer
 	// OnAck, when set, is called for every ack with its latency: from the
@@ -225,7 +225,7 @@ func (c *Client) converse(ctx context.Context, conn net.Conn, src Source) (Resul
 		}
 		return res, sendErr
 	}
-	c.log.Info("bets sent", "agency", c.opts.Agency, "bets", res.Bets, "batches", res.Batches)
+	c.log.Info("bets sent", "bets", res.Bets, "batches", res.Batches)
 
 	_, span := c.tracer.Start(ctx, "agency.wait_winners", trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.Int("loteria.agency.id", c.opts.Agency)))

@@ -78,7 +78,7 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 	s.Int(&c.DialAttempts, "dial-attempts", "server.dialAttempts", "connection attempts before giving up", "CLI_DIAL_ATTEMPTS")
 	s.String(&c.LogLevel, "log-level", "log.level", "DEBUG, INFO, WARN or ERROR", "CLI_LOG_LEVEL")
 	s.String(&c.LogFormat, "log-format", "log.format", "tint, json or seed", "LOG_FORMAT")
-	s.String(&c.MetricsAddr, "metrics-addr", "metrics.address", "metrics and health HTTP address (empty: off)", "METRICS_ADDR")
+	s.String(&c.MetricsAddr, "metrics-addr", "metrics.address", "metrics and health HTTP address (empty or off: none)", "METRICS_ADDR")
 	s.Duration(&c.Linger, "linger", "metrics.linger", "keep /metrics up this long after the winners", "CLI_LINGER")
 	if err := s.Parse(args, getenv, func() (string, bool) {
 		// config.yaml in the working directory is optional; a file named
@@ -101,6 +101,9 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 	}
 	if c.Protocol == "" {
 		c.Protocol = ProtocolLoteria
+	}
+	if c.MetricsAddr == "off" {
+		c.MetricsAddr = "" // an empty environment variable counts as unset
 	}
 	switch {
 	case c.InFlight < 1:

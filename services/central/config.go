@@ -59,7 +59,7 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 	s.Duration(&c.Server.ShutdownTimeout, "shutdown-timeout", "server.shutdownTimeout", "bound on graceful shutdown", "SHUTDOWN_TIMEOUT")
 	s.String(&c.LogLevel, "log-level", "log.level", "DEBUG, INFO, WARN or ERROR", "LOGGING_LEVEL")
 	s.String(&c.LogFormat, "log-format", "log.format", "tint, json or seed", "LOG_FORMAT")
-	s.String(&c.MetricsAddr, "metrics-addr", "metrics.address", "metrics and health HTTP address (empty: off)", "METRICS_ADDR")
+	s.String(&c.MetricsAddr, "metrics-addr", "metrics.address", "metrics and health HTTP address (empty or off: none)", "METRICS_ADDR")
 	s.Bool(&c.Pprof, "pprof", "metrics.pprof", "serve /debug/pprof/ on the metrics address", "PPROF_ENABLED")
 	if err := s.Parse(args, getenv, func() (string, bool) { return c.ConfigFile, true }); err != nil {
 		return nil, err
@@ -84,5 +84,8 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 		return nil, fmt.Errorf("shutdown timeout %s: want a positive duration such as 10s", c.Server.ShutdownTimeout)
 	}
 	c.Server.Address = net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
+	if c.MetricsAddr == "off" {
+		c.MetricsAddr = "" // an empty environment variable counts as unset
+	}
 	return c, nil
 }

@@ -389,3 +389,27 @@ func TestConfigEffective(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsAddrOff: METRICS_ADDR=off turns the metrics server off (an
+// empty variable counts as unset and keeps the default).
+func TestMetricsAddrOff(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{map[string]string{"METRICS_ADDR": "off"}, nil, ""},
+		{map[string]string{"METRICS_ADDR": ""}, nil, ":9464"},
+		{nil, []string{"--metrics-addr="}, ""},
+		{nil, []string{"--metrics-addr=off"}, ""},
+		{map[string]string{"METRICS_ADDR": "127.0.0.1:9999"}, nil, "127.0.0.1:9999"},
+	} {
+		c, err := LoadConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.MetricsAddr != tc.want {
+			t.Errorf("env %v args %v: metrics address %q, want %q", tc.env, tc.args, c.MetricsAddr, tc.want)
+		}
+	}
+}
