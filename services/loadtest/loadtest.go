@@ -31,7 +31,7 @@ import (
 // Config is one load run.
 type Config struct {
 	Agencies int           // simulated agencies, each its own connection
-	Bets     int           // bets per agency (ignored when Duration is set)
+	Bets     int           // bets per agency (ignored when Duration is set; 0 with DataDir: whole files)
 	Duration time.Duration // send for this long instead of a fixed count
 	Batch    int           // bets per batch at most (frames stay ≤ 8 KiB)
 	InFlight int           // batches in flight per agency
@@ -66,8 +66,8 @@ func (c *Config) defaults() error {
 	if c.Agencies < 1 {
 		return errors.New("agencies: need at least 1")
 	}
-	if c.Bets < 0 || (c.Bets == 0 && c.Duration <= 0) {
-		return errors.New("set --bets (per agency) or --duration")
+	if c.Bets < 0 || (c.Bets == 0 && c.Duration <= 0 && c.DataDir == "") {
+		return errors.New("set --bets (per agency) or --duration (or --data-dir with --bets 0 for whole files)")
 	}
 	if c.Batch < 1 {
 		c.Batch = 100
