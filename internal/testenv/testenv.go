@@ -89,24 +89,11 @@ func (b Bet) Key() string {
 // ReadAgencyFile reads a dataset file with encoding/csv.
 func ReadAgencyFile(tb testing.TB, path string, agency int) []Bet {
 	tb.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	r := csv.NewReader(f)
-	r.FieldsPerRecord = 5
 	var bets []Bet
-	for {
-		rec, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return bets
-		}
-		if err != nil {
-			tb.Fatalf("%s: %v", path, err)
-		}
+	readCSV(tb, path, 5, func(rec []string) {
 		bets = append(bets, Bet{agency, rec[0], rec[1], rec[2], rec[3], rec[4]})
-	}
+	})
+	return bets
 }
 
 // Winners is the DNIs of the bets playing 7574, in file order, computed
@@ -125,27 +112,37 @@ func Winners(bets []Bet) []string {
 // birthdate,number) with encoding/csv.
 func ReadStore(tb testing.TB, path string) []Bet {
 	tb.Helper()
+	var bets []Bet
+	readCSV(tb, path, 6, func(rec []string) {
+		a, err := strconv.Atoi(rec[0])
+		if err != nil {
+			tb.Fatalf("%s: agency %q", path, rec[0])
+		}
+		bets = append(bets, Bet{a, rec[1], rec[2], rec[3], rec[4], rec[5]})
+	})
+	return bets
+}
+
+// readCSV calls fn with every record of the CSV file at path, each of
+// exactly fields fields.
+func readCSV(tb testing.TB, path string, fields int, fn func(rec []string)) {
+	tb.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer f.Close()
 	r := csv.NewReader(f)
-	r.FieldsPerRecord = 6
-	var bets []Bet
+	r.FieldsPerRecord = fields
 	for {
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
-			return bets
+			return
 		}
 		if err != nil {
 			tb.Fatalf("%s: %v", path, err)
 		}
-		a, err := strconv.Atoi(rec[0])
-		if err != nil {
-			tb.Fatalf("%s: agency %q", path, rec[0])
-		}
-		bets = append(bets, Bet{a, rec[1], rec[2], rec[3], rec[4], rec[5]})
+		fn(rec)
 	}
 }
 
