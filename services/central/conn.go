@@ -369,7 +369,7 @@ func (c *conn) batch(ctx context.Context, payload []byte) pendingBatch {
 		}
 		r = store.AppendRow(r, h.Agency, f[wire.FieldFirstName], f[wire.FieldLastName],
 			f[wire.FieldDocument], f[wire.FieldBirthdate], n)
-		if n == lottery.WinningNumber {
+		if lottery.Wins(n) {
 			pb.winners = append(pb.winners, string(f[wire.FieldDocument]))
 		}
 	}

@@ -34,7 +34,7 @@ func (w *winnerBook) load(st *store.Store) error {
 	var rank int64 = -1 << 62
 	return st.Scan(func(agency int, doc []byte, number int) error {
 		w.bets++
-		if number == lottery.WinningNumber {
+		if lottery.Wins(number) {
 			w.entries = append(w.entries, winnerEntry{pos: rank, agency: agency, dni: string(doc)})
 			rank++
 		}

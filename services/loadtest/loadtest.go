@@ -333,7 +333,7 @@ func (s *source) Next() (lottery.Bet, error) {
 	}
 	s.n++
 	s.hash = hashBet(s.hash, b.Document, b.Number)
-	if b.Number == lottery.WinningNumber {
+	if b.Wins() {
 		s.winners = append(s.winners, b.Document)
 	}
 	return b, nil

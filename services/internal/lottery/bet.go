@@ -28,7 +28,11 @@ type Bet struct {
 }
 
 // Wins reports whether the bet plays the winning number.
-func (b Bet) Wins() bool { return b.Number == WinningNumber }
+func (b Bet) Wins() bool { return Wins(b.Number) }
+
+// Wins reports whether a bet playing number wins the draw: the one rule of
+// the draw, for callers that hold a bet's fields rather than a Bet.
+func Wins(number int) bool { return number == WinningNumber }
 
 // Validate checks every field of the bet (not the agency, which depends on
 // how many agencies the central expects).

@@ -14,7 +14,7 @@ func NewResult() *Result { return &Result{winners: make(map[int][]string)} }
 // bet wins.
 func (r *Result) Add(agency int, document []byte, number int) {
 	r.bets++
-	if number == WinningNumber {
+	if Wins(number) {
 		r.winners[agency] = append(r.winners[agency], string(document))
 	}
 }

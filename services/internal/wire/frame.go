@@ -112,24 +112,6 @@ func ReadPayload(r *bufio.Reader, buf []byte, size int) ([]byte, error) {
 	return buf, nil
 }
 
-// FrameBuffered reports whether a whole frame is already buffered in r, so
-// reading it will not block. A malformed header counts as buffered: reading
-// it fails at once.
-func FrameBuffered(r *bufio.Reader) bool {
-	if r.Buffered() < HeaderLen {
-		return false
-	}
-	h, err := r.Peek(HeaderLen)
-	if err != nil {
-		return false
-	}
-	size, err := ParseHeader(h)
-	if err != nil {
-		return true
-	}
-	return r.Buffered() >= HeaderLen+size
-}
-
 // AppendFrame appends payload to dst as one frame.
 func AppendFrame(dst, payload []byte) []byte {
 	dst = BeginFrame(dst)

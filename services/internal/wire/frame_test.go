@@ -270,44 +270,6 @@ func TestReadHeaderThenPayload(t *testing.T) {
 	}
 }
 
-func TestFrameBuffered(t *testing.T) {
-	tests := []struct {
-		name     string
-		in       string
-		buffered int // bytes to have buffered (via Peek)
-		want     bool
-	}{
-		{"nothing buffered", "00000003END", 0, false},
-		{"part of the header", "00000003END", 7, false},
-		{"header only", "00000003END", 8, false},
-		{"part of the payload", "00000003END", 10, false},
-		{"whole frame", "00000003END", 11, true},
-		{"whole frame and more", "00000003END0000", 15, true},
-		{"empty frame", "00000000", 8, true},
-		{"bad header counts as buffered", "0000000xEND", 8, true},
-		{"negative header counts as buffered", "-0000001", 8, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			br := bufio.NewReaderSize(strings.NewReader(tt.in), 64)
-			if tt.buffered > 0 {
-				// Peek fills the buffer with exactly what the source gives;
-				// limit the source so that only tt.buffered bytes arrive.
-				br = bufio.NewReaderSize(strings.NewReader(tt.in[:tt.buffered]), 64)
-				if _, err := br.Peek(tt.buffered); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if got := FrameBuffered(br); got != tt.want {
-				t.Fatalf("FrameBuffered with %d of %q buffered = %v, want %v", tt.buffered, tt.in, got, tt.want)
-			}
-			if br.Buffered() != tt.buffered {
-				t.Fatalf("FrameBuffered consumed input: %d buffered, want %d", br.Buffered(), tt.buffered)
-			}
-		})
-	}
-}
-
 func TestAppendFrame(t *testing.T) {
 	for _, payload := range []string{"", "END", "1;1\nJosé;Ñúñez;1;2000-02-29;7574\n", strings.Repeat("é", 5000)} {
 		prefix := "prefix"
