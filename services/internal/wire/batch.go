@@ -25,6 +25,8 @@ type BetFields [NumFields][]byte
 const (
 	ExtSeq         = "seq"
 	ExtTraceparent = "traceparent"
+	ExtFrom        = "from"
+	ExtRound       = "round"
 )
 
 // MaxTraceparentLen bounds the traceparent extension (W3C's is 55 bytes).
@@ -40,6 +42,14 @@ type BatchHeader struct {
 	// Traceparent is the W3C trace context of the agency's span, nil when
 	// absent. It points into the frame.
 	Traceparent []byte
+	// From is the stream index of the batch's first bet (the agency's
+	// bets numbered from 0 over the store's life), valid when HasFrom.
+	// Without it (seed clients) the batch is appended at the mark.
+	From    int64
+	HasFrom bool
+	// Round is the round the agency believes is open, 0 when absent. It
+	// is for logs and traces: bets go to the round open when they arrive.
+	Round int
 }
 
 // BatchError says what is wrong with a batch and on which line of its
@@ -129,6 +139,18 @@ func parseHeaderLine(line []byte, h *BatchHeader) error {
 				return batchErr(1, "extension traceparent longer than %d bytes", MaxTraceparentLen)
 			}
 			h.Traceparent = v
+		case ExtFrom:
+			from, err := decimal(v, 15)
+			if err != nil {
+				return batchErr(1, "extension from=%q is not a bet index", clip(v))
+			}
+			h.From, h.HasFrom = int64(from), true
+		case ExtRound:
+			r, err := decimal(v, 9)
+			if err != nil {
+				return batchErr(1, "extension round=%q is not a round number", clip(v))
+			}
+			h.Round = r
 		}
 		// Unknown keys are ignored so that later extensions stay compatible.
 	}
@@ -194,6 +216,12 @@ func HeaderLineLen(h BatchHeader) int {
 	if h.Seq != 0 {
 		n += len(";"+ExtSeq+"=") + digits(h.Seq)
 	}
+	if h.HasFrom {
+		n += len(";"+ExtFrom+"=") + digits(uint64(h.From))
+	}
+	if h.Round != 0 {
+		n += len(";"+ExtRound+"=") + digits(uint64(h.Round))
+	}
 	if len(h.Traceparent) != 0 {
 		n += len(";"+ExtTraceparent+"=") + len(h.Traceparent)
 	}
@@ -208,6 +236,14 @@ func AppendBatchHeader(dst []byte, h BatchHeader) []byte {
 	if h.Seq != 0 {
 		dst = append(dst, ";"+ExtSeq+"="...)
 		dst = strconv.AppendUint(dst, h.Seq, 10)
+	}
+	if h.HasFrom {
+		dst = append(dst, ";"+ExtFrom+"="...)
+		dst = strconv.AppendInt(dst, h.From, 10)
+	}
+	if h.Round != 0 {
+		dst = append(dst, ";"+ExtRound+"="...)
+		dst = strconv.AppendInt(dst, int64(h.Round), 10)
 	}
 	if len(h.Traceparent) != 0 {
 		dst = append(dst, ";"+ExtTraceparent+"="...)

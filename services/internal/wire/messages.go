@@ -29,12 +29,63 @@ func AppendErrorAck(dst []byte, msg string) []byte {
 	return dst
 }
 
+// Codes of error acks. Our central starts every error message with one,
+// "error;<code>: <message>", so that an agency can tell what to do without
+// reading prose; to a seed client it is part of the message.
+const (
+	CodeMalformed    = "malformed"     // the batch is not <agency>;<n> and n bet lines
+	CodeInvalid      = "invalid"       // a bet broke a validation rule; nothing of the batch was stored
+	CodeAgency       = "agency"        // the batch names an agency this connection is not
+	CodeGap          = "gap"           // the batch starts past the agency's mark
+	CodeConflict     = "conflict"      // two connections sent for one agency at once
+	CodeClosed       = "closed"        // no round takes bets any more (the draw was held)
+	CodeEnded        = "ended"         // the agency already sent END in the open round
+	CodeUnnamed      = "unnamed"       // END from a connection that never said which agency it is
+	CodeBusy         = "busy"          // the central is at a connection limit: try again later
+	CodeConnected    = "connected"     // the agency already has a live connection
+	CodeShuttingDown = "shutting_down" // the central is stopping: try again later
+	CodeStoreFailed  = "store_failed"  // the central's store failed: nothing was stored
+	CodeFingerprint  = "fingerprint"   // the agency's stream differs from the one it sent before
+	CodeRound        = "round"         // a HELLO asked for a round that does not exist yet
+	CodeProtocol     = "protocol"      // a framing error: the connection closes
+	CodeVersion      = "version"       // a HELLO the central cannot speak
+)
+
+// Retryable reports whether an error ack with this code clears by itself:
+// the agency should reconnect after a backoff, resume and go on.
+func Retryable(code string) bool {
+	switch code {
+	case CodeBusy, CodeConnected, CodeShuttingDown, CodeStoreFailed, CodeConflict, CodeGap:
+		return true
+	}
+	return false
+}
+
+// AppendCodedError appends the payload of an error ack with its code:
+// "error;<code>: <msg>".
+func AppendCodedError(dst []byte, code, msg string) []byte {
+	return AppendErrorAck(dst, code+": "+msg)
+}
+
 // ErrAckRejected is wrapped by the error ParseAck returns for an error ack.
 var ErrAckRejected = errors.New("central rejected the batch")
 
-// ParseAck reads an ack payload: nil for success, an error wrapping
-// ErrAckRejected with the central's message for an error ack, and a plain
-// error for anything else.
+// AckError is an error ack: Code is "" when the message carries none (a
+// seed server's).
+type AckError struct {
+	Code string
+	Msg  string // the whole message after "error;"
+}
+
+func (e *AckError) Error() string { return ErrAckRejected.Error() + ": " + e.Msg }
+
+// Unwrap makes errors.Is(err, ErrAckRejected) hold.
+func (e *AckError) Unwrap() error { return ErrAckRejected }
+
+// ParseAck reads an ack payload: nil for success, an *AckError (which
+// wraps ErrAckRejected) for an error ack, and a plain error for anything
+// else. A v1 ack may carry ";key=value" fields after the success text;
+// they are ignored.
 func ParseAck(p []byte) error {
 	switch {
 	case string(p) == AckSuccess:
@@ -42,9 +93,23 @@ func ParseAck(p []byte) error {
 	case bytes.HasPrefix(p, []byte("success;")):
 		return nil // a different wording of success is still success
 	case bytes.HasPrefix(p, []byte(ackErrPrefix)):
-		return fmt.Errorf("%w: %s", ErrAckRejected, p[len(ackErrPrefix):])
+		return parseAckError(p[len(ackErrPrefix):])
 	}
 	return fmt.Errorf("unexpected ack %q", clip(p))
+}
+
+func parseAckError(msg []byte) *AckError {
+	e := &AckError{Msg: string(msg)}
+	if i := bytes.Index(msg, []byte(": ")); i > 0 {
+		code := msg[:i]
+		for _, c := range code {
+			if (c < 'a' || c > 'z') && c != '_' {
+				return e
+			}
+		}
+		e.Code = string(code)
+	}
+	return e
 }
 
 // AppendWinners appends the winners payload for one agency's DNIs.
@@ -61,15 +126,22 @@ func AppendWinners(dst []byte, dnis []string) []byte {
 	return dst
 }
 
-// ParseWinners reads a winners payload. An error ack in its place (the
-// central could not hold the draw) is returned as an error.
+// ParseWinners reads a winners payload, the seed's or a v1 one (see
+// ParseWinnersMessage, which also returns the round). An error ack in its
+// place is returned as an error (an *AckError).
 func ParseWinners(p []byte) ([]string, error) {
+	w, err := ParseWinnersMessage(p)
+	return w.DNIs, err
+}
+
+func parseWinnerList(p []byte) ([]string, error) {
 	s := string(p)
 	switch {
 	case s == NoWinners:
 		return []string{}, nil
 	case strings.HasPrefix(s, ackErrPrefix):
-		return nil, fmt.Errorf("central answered END with an error: %s", s[len(ackErrPrefix):])
+		e := parseAckError(p[len(ackErrPrefix):])
+		return nil, fmt.Errorf("central answered END with an error: %w", e)
 	case s == "":
 		return nil, errors.New("empty winners message")
 	}
