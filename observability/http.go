@@ -41,6 +41,8 @@ type HTTPOptions struct {
 	Logger *slog.Logger
 	// Pprof serves net/http/pprof under /debug/pprof/.
 	Pprof bool
+	// Routes are more handlers, by ServeMux pattern (e.g. "GET /status").
+	Routes map[string]http.Handler
 	// Ready reports whether the process is ready; nil means always ready.
 	// It is called on every /readyz request, so it should be cheap.
 	Ready func() error
@@ -96,6 +98,9 @@ func NewHTTPServer(addr string, g prometheus.Gatherer, opts HTTPOptions) *HTTPSe
 		writeText(w, http.StatusOK, "ok")
 	})
 	writeTimeout := httpWriteTimeout
+	for pattern, h := range opts.Routes {
+		mux.Handle(pattern, h)
+	}
 	if opts.Pprof {
 		// Explicit routes on our mux; importing net/http/pprof also
 		// registers on http.DefaultServeMux, which is never served here.

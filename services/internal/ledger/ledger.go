@@ -114,7 +114,10 @@ type Ledger interface {
 
 	// CloseRound cuts the open round after everything queued before it
 	// and opens the next. Receipt.Round is the round closed, Receipt.Pos
-	// its cut (the data offset where the next round starts).
+	// its cut (the data offset where the next round starts), and
+	// Receipt.Stored the bets the closed round holds. An END of agency 0
+	// is an anonymous END (a seed client that never named itself, where
+	// the central allows it).
 	CloseRound(reason CloseReason) (*Receipt, error)
 
 	// RecordDraw records a closed round's draw.
