@@ -24,55 +24,92 @@ import (
 	"github.com/loteria/loteria/services/agency"
 	"github.com/loteria/loteria/services/central"
 	"github.com/loteria/loteria/services/internal/betfile"
+	"github.com/loteria/loteria/services/internal/store"
 	"github.com/loteria/loteria/services/internal/wire"
 )
 
 type harness struct {
 	srv   *central.Server
+	led   *store.Store
 	addr  string
 	reg   *prometheus.Registry
 	store string
 	stop  func() error
 }
 
-// startCentral runs a central on a loopback port until the test ends.
-func startCentral(t testing.TB, cfg central.Config) *harness {
-	t.Helper()
-	return startCentralWith(t, cfg, central.Deps{})
+// harnessOpts are what a test may set beyond the central's Config.
+type harnessOpts struct {
+	store     string        // the bets file (default: in t.TempDir())
+	storeOpts store.Options // FS, limits
+	deps      central.Deps  // logger, tracer (Ledger and Registerer are the harness's)
 }
 
-// startCentralWith is startCentral with the central's logger and tracer
-// given (its registry is always the harness's own).
-func startCentralWith(t testing.TB, cfg central.Config, deps central.Deps) *harness {
+type harnessOpt func(*harnessOpts)
+
+func withStore(path string) harnessOpt { return func(o *harnessOpts) { o.store = path } }
+func withDeps(d central.Deps) harnessOpt { return func(o *harnessOpts) { o.deps = d } }
+func withStoreOptions(so store.Options) harnessOpt {
+	return func(o *harnessOpts) { o.storeOpts = so }
+}
+
+// startCentral runs a central on a loopback port, over a real store, until
+// the test ends (or stop is called: it shuts the central down, then closes
+// the store, and returns the first error).
+func startCentral(t testing.TB, cfg central.Config, opt ...harnessOpt) *harness {
 	t.Helper()
-	if cfg.StorePath == "" {
-		cfg.StorePath = filepath.Join(t.TempDir(), "bets.csv")
+	var o harnessOpts
+	for _, f := range opt {
+		f(&o)
 	}
-	cfg.Address = "127.0.0.1:0"
+	if o.store == "" {
+		o.store = filepath.Join(t.TempDir(), "bets.csv")
+	}
+	if cfg.Address == "" && cfg.TLSAddress == "" {
+		cfg.Address = "127.0.0.1:0"
+	}
 	reg := prometheus.NewRegistry()
-	deps.Registerer = reg
-	srv, err := central.New(cfg, deps)
+	so := o.storeOpts
+	so.Registerer = reg
+	st, err := store.Open(o.store, so)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Listen(); err != nil {
+	deps := o.deps
+	deps.Registerer, deps.Ledger = reg, st
+	srv, err := central.New(cfg, deps)
+	if err != nil {
+		st.Close()
 		t.Fatal(err)
+	}
+	ln, err := central.Listen(cfg)
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	addr := ""
+	if ln.Plain != nil {
+		addr = ln.Plain.Addr().String()
+	} else {
+		addr = ln.TLS.Addr().String()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
+	go func() { done <- srv.Serve(ctx, ln) }()
 	var once sync.Once
-	var serveErr error
+	var stopErr error
 	stop := func() error {
-		once.Do(func() { cancel(); serveErr = <-done })
-		return serveErr
+		once.Do(func() {
+			cancel()
+			stopErr = errors.Join(<-done, st.Close())
+		})
+		return stopErr
 	}
 	t.Cleanup(func() {
-		if err := stop(); err != nil {
+		if err := stop(); err != nil && !t.Failed() {
 			t.Errorf("central shutdown: %v", err)
 		}
 	})
-	return &harness{srv: srv, addr: srv.Addr().String(), reg: reg, store: cfg.StorePath, stop: stop}
+	return &harness{srv: srv, led: st, addr: addr, reg: reg, store: o.store, stop: stop}
 }
 
 func runAgency(ctx context.Context, addr, path string, id, maxBets, inFlight int, protocol string) (agency.Result, error) {
@@ -197,6 +234,10 @@ func dialRaw(t *testing.T, addr string) *rawConn {
 	}
 	t.Cleanup(func() { nc.Close() })
 	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	return newRawConn(t, nc)
+}
+
+func newRawConn(t *testing.T, nc net.Conn) *rawConn {
 	return &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
 }
 
@@ -327,7 +368,7 @@ func BenchmarkOfficialData(b *testing.B) {
 				}
 				for b.Loop() {
 					b.StopTimer()
-					h := startCentralWith(b, central.Config{Agencies: 5}, central.Deps{Tracer: centralTracer})
+					h := startCentral(b, central.Config{Agencies: 5}, withDeps(central.Deps{Tracer: centralTracer}))
 					b.StartTimer()
 					var wg sync.WaitGroup
 					for i := 1; i <= 5; i++ {
@@ -372,7 +413,7 @@ func (discardExporter) Shutdown(context.Context) error                          
 // in the draw after it, in stored order, ahead of the ones sent after.
 func TestRestartRemembersStoredBets(t *testing.T) {
 	store := filepath.Join(t.TempDir(), "bets.csv")
-	first := startCentral(t, central.Config{Agencies: 2, StorePath: store})
+	first := startCentral(t, central.Config{Agencies: 2}, withStore(store))
 	c := dialRaw(t, first.addr)
 	c.send("1;2\nAna;Pérez;111;1990-01-01;7574\nLuis;Gómez;222;1990-01-01;1\n")
 	c.expect("success;Batch stored successfully.")
@@ -382,7 +423,7 @@ func TestRestartRemembersStoredBets(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	second := startCentral(t, central.Config{Agencies: 2, StorePath: store})
+	second := startCentral(t, central.Config{Agencies: 2}, withStore(store))
 	a1 := dialRaw(t, second.addr)
 	a1.send("1;1\nEva;Sosa;333;1990-01-01;7574\n")
 	a1.expect("success;Batch stored successfully.")

@@ -52,11 +52,18 @@ func TestConfigDefaults(t *testing.T) {
 		got, want any
 	}{
 		{"host", c.Host, ""},
-		{"port", c.Port, 12345},
+		{"port", c.Port, "12345"},
+		{"tls address", c.Server.TLSAddress, ""},
+		{"rounds", c.Server.Rounds, 1},
+		{"round cutoff", c.Server.RoundCutoff, time.Duration(0)},
+		{"barrier timeout", c.Server.BarrierTimeout, time.Duration(0)},
+		{"anonymous end", c.Server.AllowAnonymousEnd, false},
+		{"handshake-timeout", c.Server.HandshakeTimeout, 10 * time.Second},
+		{"per-address cap", c.Server.MaxConnectionsPerAddress, 0},
 		{"address", c.Server.Address, ":12345"},
 		{"backlog", c.Backlog, 0},
 		{"clients", c.Server.Agencies, 5},
-		{"store", c.Server.StorePath, "./data/bets.csv"},
+		{"store", c.StorePath, "./data/bets.csv"},
 		{"max-frame", c.Server.MaxFrame, 65536},
 		{"idle-timeout", c.Server.IdleTimeout, 60 * time.Second},
 		{"max-connections", c.Server.MaxConnections, 20000},
@@ -87,11 +94,20 @@ var centralSettings = []struct {
 	{"host", "SERVER_HOST", "server.host", "127.0.0.1", `"127.0.0.1"`, func(c *ProgramConfig) any { return c.Host }, "127.0.0.1"},
 	{"host", "SERVER_HOST", "server.host", "127.0.0.1", `"127.0.0.1"`, func(c *ProgramConfig) any { return c.Server.Address }, "127.0.0.1:12345"},
 	{"host", "SERVER_HOST", "server.host", "::1", `"::1"`, func(c *ProgramConfig) any { return c.Server.Address }, "[::1]:12345"},
-	{"port", "SERVER_PORT", "server.port", "4000", "4000", func(c *ProgramConfig) any { return c.Port }, 4000},
+	{"port", "SERVER_PORT", "server.port", "4000", "4000", func(c *ProgramConfig) any { return c.Port }, "4000"},
+	{"port", "SERVER_PORT", "server.port", "off", "off", func(c *ProgramConfig) any { return c.Server.Address }, ""},
+	{"rounds", "ROUNDS", "rounds.count", "3", "3", func(c *ProgramConfig) any { return c.Server.Rounds }, 3},
+	{"rounds", "ROUNDS", "rounds.count", "0", "0", func(c *ProgramConfig) any { return c.Server.Rounds }, -1},
+	{"round-cutoff", "ROUND_CUTOFF", "rounds.cutoff", "1m", "1m", func(c *ProgramConfig) any { return c.Server.RoundCutoff }, time.Minute},
+	{"barrier-timeout", "BARRIER_TIMEOUT", "barrier.timeout", "30s", "30s", func(c *ProgramConfig) any { return c.Server.BarrierTimeout }, 30 * time.Second},
+	{"allow-anonymous-end", "ALLOW_ANONYMOUS_END", "barrier.allowAnonymousEnd", "true", "true", func(c *ProgramConfig) any { return c.Server.AllowAnonymousEnd }, true},
+	{"handshake-timeout", "HANDSHAKE_TIMEOUT", "server.handshakeTimeout", "3s", "3s", func(c *ProgramConfig) any { return c.Server.HandshakeTimeout }, 3 * time.Second},
+	{"max-connections-per-address", "MAX_CONNECTIONS_PER_ADDRESS", "server.maxConnectionsPerAddress", "50", "50", func(c *ProgramConfig) any { return c.Server.MaxConnectionsPerAddress }, 50},
+	{"status-log-interval", "STATUS_LOG_INTERVAL", "barrier.statusLogInterval", "5s", "5s", func(c *ProgramConfig) any { return c.Server.StatusLogInterval }, 5 * time.Second},
 	{"port", "SERVER_PORT", "server.port", "4000", "4000", func(c *ProgramConfig) any { return c.Server.Address }, ":4000"},
 	{"backlog", "SERVER_LISTEN_BACKLOG", "server.listenBacklog", "128", "128", func(c *ProgramConfig) any { return c.Backlog }, 128},
 	{"clients", "CLIENT_COUNT", "barrier.clientCount", "3", "3", func(c *ProgramConfig) any { return c.Server.Agencies }, 3},
-	{"store", "STORE_PATH", "store.path", "/var/lib/loteria/bets.csv", "/var/lib/loteria/bets.csv", func(c *ProgramConfig) any { return c.Server.StorePath }, "/var/lib/loteria/bets.csv"},
+	{"store", "STORE_PATH", "store.path", "/var/lib/loteria/bets.csv", "/var/lib/loteria/bets.csv", func(c *ProgramConfig) any { return c.StorePath }, "/var/lib/loteria/bets.csv"},
 	{"max-frame", "MAX_FRAME_BYTES", "server.maxFrameBytes", "8192", "8192", func(c *ProgramConfig) any { return c.Server.MaxFrame }, 8192},
 	{"idle-timeout", "IDLE_TIMEOUT", "server.idleTimeout", "90s", "90s", func(c *ProgramConfig) any { return c.Server.IdleTimeout }, 90 * time.Second},
 	{"max-connections", "MAX_CONNECTIONS", "server.maxConnections", "100", "100", func(c *ProgramConfig) any { return c.Server.MaxConnections }, 100},
@@ -173,18 +189,18 @@ func TestConfigPrecedence(t *testing.T) {
 		args       []string
 		env        map[string]string
 		file       bool
-		wantPort   int
+		wantPort   string
 		wantCount  int
 		wantLevel  string
 		wantOrigin string // of port
 	}{
-		{"default", nil, nil, false, 12345, 5, "INFO", ""},
-		{"file over default", nil, nil, true, 1111, 11, "WARN", "file"},
-		{"env over file", nil, map[string]string{"SERVER_PORT": "2222", "CLIENT_COUNT": "22", "LOGGING_LEVEL": "ERROR"}, true, 2222, 22, "ERROR", "env SERVER_PORT"},
+		{"default", nil, nil, false, "12345", 5, "INFO", ""},
+		{"file over default", nil, nil, true, "1111", 11, "WARN", "file"},
+		{"env over file", nil, map[string]string{"SERVER_PORT": "2222", "CLIENT_COUNT": "22", "LOGGING_LEVEL": "ERROR"}, true, "2222", 22, "ERROR", "env SERVER_PORT"},
 		{"flag over env and file", []string{"--port", "3333", "--clients", "33", "--log-level", "DEBUG"},
-			map[string]string{"SERVER_PORT": "2222", "CLIENT_COUNT": "22", "LOGGING_LEVEL": "ERROR"}, true, 3333, 33, "DEBUG", "flag"},
-		{"flag over file", []string{"--port=3333"}, nil, true, 3333, 11, "WARN", "flag"},
-		{"mixed", []string{"--log-level=DEBUG"}, map[string]string{"CLIENT_COUNT": "22"}, true, 1111, 22, "DEBUG", "file"},
+			map[string]string{"SERVER_PORT": "2222", "CLIENT_COUNT": "22", "LOGGING_LEVEL": "ERROR"}, true, "3333", 33, "DEBUG", "flag"},
+		{"flag over file", []string{"--port=3333"}, nil, true, "3333", 11, "WARN", "flag"},
+		{"mixed", []string{"--log-level=DEBUG"}, map[string]string{"CLIENT_COUNT": "22"}, true, "1111", 22, "DEBUG", "file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,7 +213,7 @@ func TestConfigPrecedence(t *testing.T) {
 				t.Fatalf("LoadConfig: %v", err)
 			}
 			if c.Port != tt.wantPort || c.Server.Agencies != tt.wantCount || c.LogLevel != tt.wantLevel {
-				t.Errorf("port, clients, level = %d, %d, %q; want %d, %d, %q",
+				t.Errorf("port, clients, level = %s, %d, %q; want %s, %d, %q",
 					c.Port, c.Server.Agencies, c.LogLevel, tt.wantPort, tt.wantCount, tt.wantLevel)
 			}
 			if o := c.set.Origin("port"); o != tt.wantOrigin {
@@ -217,17 +233,17 @@ func TestConfigFile(t *testing.T) {
 		args        []string
 		env         map[string]string
 		wantErr     []string // substrings; nil means success
-		wantPort    int
+		wantPort    string
 		wantUnknown []string
 	}{
-		{"CENTRAL_CONFIG", nil, map[string]string{"CENTRAL_CONFIG": good}, nil, 1111, []string{"loop.amount"}},
-		{"--config", []string{"--config", good}, nil, nil, 1111, []string{"loop.amount"}},
-		{"--config over CENTRAL_CONFIG", []string{"--config", other}, map[string]string{"CENTRAL_CONFIG": good}, nil, 2222, nil},
-		{"--config over a missing CENTRAL_CONFIG", []string{"--config", other}, map[string]string{"CENTRAL_CONFIG": missing}, nil, 2222, nil},
-		{"CENTRAL_CONFIG missing", nil, map[string]string{"CENTRAL_CONFIG": missing}, []string{missing}, 0, nil},
-		{"--config missing", []string{"--config", missing}, nil, []string{missing}, 0, nil},
-		{"malformed", []string{"--config", malformed}, nil, []string{malformed}, 0, nil},
-		{"bad value in file", []string{"--config", writeConfig(t, "barrier:\n  clientCount: many\n")}, nil, []string{"barrier.clientCount", "many"}, 0, nil},
+		{"CENTRAL_CONFIG", nil, map[string]string{"CENTRAL_CONFIG": good}, nil, "1111", []string{"loop.amount"}},
+		{"--config", []string{"--config", good}, nil, nil, "1111", []string{"loop.amount"}},
+		{"--config over CENTRAL_CONFIG", []string{"--config", other}, map[string]string{"CENTRAL_CONFIG": good}, nil, "2222", nil},
+		{"--config over a missing CENTRAL_CONFIG", []string{"--config", other}, map[string]string{"CENTRAL_CONFIG": missing}, nil, "2222", nil},
+		{"CENTRAL_CONFIG missing", nil, map[string]string{"CENTRAL_CONFIG": missing}, []string{missing}, "", nil},
+		{"--config missing", []string{"--config", missing}, nil, []string{missing}, "", nil},
+		{"malformed", []string{"--config", malformed}, nil, []string{malformed}, "", nil},
+		{"bad value in file", []string{"--config", writeConfig(t, "barrier:\n  clientCount: many\n")}, nil, []string{"barrier.clientCount", "many"}, "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -247,7 +263,7 @@ func TestConfigFile(t *testing.T) {
 				t.Fatalf("LoadConfig: %v", err)
 			}
 			if c.Port != tt.wantPort {
-				t.Errorf("port = %d, want %d", c.Port, tt.wantPort)
+				t.Errorf("port = %s, want %s", c.Port, tt.wantPort)
 			}
 			got := slices.Sorted(slices.Values(c.UnknownKeys))
 			if !slices.Equal(got, tt.wantUnknown) {
@@ -274,7 +290,10 @@ func TestConfigValidation(t *testing.T) {
 		{"SERVER_PORT=70000", nil, map[string]string{"SERVER_PORT": "70000"}, []string{"port", "SERVER_PORT"}, "70000"},
 		{"SERVER_PORT=65536", nil, map[string]string{"SERVER_PORT": "65536"}, []string{"port", "SERVER_PORT"}, "65536"},
 		{"--port=-1", []string{"--port=-1"}, nil, []string{"port", "SERVER_PORT"}, "-1"},
-		{"SERVER_PORT not a number", nil, map[string]string{"SERVER_PORT": "http"}, []string{"environment SERVER_PORT="}, "http"},
+		{"SERVER_PORT not a number", nil, map[string]string{"SERVER_PORT": "http"}, []string{"SERVER_PORT"}, "http"},
+		{"TLS without a key", nil, map[string]string{"TLS_CERT": "c.pem", "TLS_CA": "ca.pem"}, []string{"TLS_KEY"}, ""},
+		{"no listener", nil, map[string]string{"SERVER_PORT": "off"}, []string{"SERVER_PORT", "listener"}, ""},
+		{"ROUNDS=-1", nil, map[string]string{"ROUNDS": "-1"}, []string{"ROUNDS"}, "-1"},
 		{"IDLE_TIMEOUT=-1s", nil, map[string]string{"IDLE_TIMEOUT": "-1s"}, []string{"idle", "IDLE_TIMEOUT"}, "-1s"},
 		{"IDLE_TIMEOUT=0s", nil, map[string]string{"IDLE_TIMEOUT": "0s"}, []string{"idle", "IDLE_TIMEOUT"}, "0"},
 		{"SHUTDOWN_TIMEOUT=0s", nil, map[string]string{"SHUTDOWN_TIMEOUT": "0s"}, []string{"shutdown", "SHUTDOWN_TIMEOUT"}, "0"},

@@ -64,7 +64,7 @@ func TestTracesLogsAndMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := startCentralWith(t, central.Config{Agencies: 1}, central.Deps{Logger: log, Tracer: centralTP.Tracer("central")})
+	h := startCentral(t, central.Config{Agencies: 1}, withDeps(central.Deps{Logger: log, Tracer: centralTP.Tracer("central")}))
 	reg := h.reg
 
 	var bets []lottery.Bet
@@ -233,7 +233,7 @@ func TestTracesLogsAndMetrics(t *testing.T) {
 func TestSeedClientGetsRootSpan(t *testing.T) {
 	spans := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
-	h := startCentralWith(t, central.Config{Agencies: 1}, central.Deps{Tracer: tp.Tracer("central")})
+	h := startCentral(t, central.Config{Agencies: 1}, withDeps(central.Deps{Tracer: tp.Tracer("central")}))
 	c := dialRaw(t, h.addr)
 	c.send("1;1\nAna;Pérez;1;1990-01-01;5\n")
 	c.expect("success;Batch stored successfully.")

@@ -1,10 +1,15 @@
 // Package central is the Lotería Nacional server: it takes the agencies'
-// batches over TCP, stores them durably, waits at the barrier for every
-// agency's END, holds the draw and answers each agency with its winners.
+// batches, has them stored durably through a ledger, holds the rounds'
+// draws once the agencies have said END (or sales closed), and answers
+// each agency with its own winners.
+//
+// The package knows storage only through ledger.Ledger; services/cmd/central
+// wires the file store in.
 package central
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,71 +17,99 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/loteria/loteria/services/internal/lottery"
-	"github.com/loteria/loteria/services/internal/store"
+	"github.com/loteria/loteria/services/internal/ledger"
 )
 
 // Config is what a Server needs to run. Zero fields take the defaults.
 type Config struct {
-	// Address to listen on, host:port (":12345" for every interface).
+	// Address is the plaintext (seed protocol) listener, host:port; empty
+	// for none. It is unauthenticated: see docs/TLS.md.
 	Address string
-	// Agencies is N, the agencies the barrier waits for.
+	// TLSAddress is the mutual-TLS listener; empty for none. TLS must be
+	// set with it.
+	TLSAddress string
+	// TLS is the listener's configuration: certificates required and
+	// verified; the agency id comes from the client certificate.
+	TLS *tls.Config
+	// AgencyID reads the agency id from a verified client certificate
+	// chain's leaf (required with TLS).
+	AgencyID func(state tls.ConnectionState) (int, error)
+	// HandshakeReason names a failed handshake for metrics and logs
+	// (nil: "failed").
+	HandshakeReason func(error) string
+
+	// Agencies is N, the agencies a round's barrier waits for.
 	Agencies int
-	// StorePath is the bets file.
-	StorePath string
+	// Rounds is how many rounds to hold (default 1, the seed's one-shot
+	// run); negative means until stopped (0 in the settings).
+	Rounds int
+	// RoundCutoff closes a round's sales this long after it opened (0:
+	// only the barrier closes rounds).
+	RoundCutoff time.Duration
+	// BarrierTimeout closes a round this long after its first END (0: off).
+	BarrierTimeout time.Duration
+	// AllowAnonymousEnd counts an END from a plaintext connection that
+	// never said which agency it is (a seed client with an empty file),
+	// as the seed did. Off by default: any peer could then move the
+	// barrier.
+	AllowAnonymousEnd bool
+
 	// MaxFrame bounds a frame's payload (default 64 KiB).
 	MaxFrame int
-	// IdleTimeout drops a peer silent this long while a frame is due
-	// (default 60s). Agencies waiting at the barrier are not idle.
+	// IdleTimeout drops a peer silent this long while a frame is due.
 	IdleTimeout time.Duration
-	// MaxConnections caps the connections served at once (default 20,000).
+	// HandshakeTimeout bounds the TLS handshake and the first frame.
+	HandshakeTimeout time.Duration
+	// MaxConnections caps the connections served at once.
 	MaxConnections int
-	// ShutdownTimeout bounds the graceful shutdown (default 10s).
+	// MaxConnectionsPerAddress caps the connections from one remote IP
+	// address (0: no cap; behind NAT or Docker's port publishing every
+	// agency may share one address).
+	MaxConnectionsPerAddress int
+	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
-	// MaxPipeline bounds the batches of one connection queued for the
-	// store before their acks are written (default 64).
+	// MaxPipeline bounds a connection's batches between read and ack.
 	MaxPipeline int
-	// MaxInflightBytes bounds the bytes of batches held between read and
-	// ack across all connections (default 256 MiB).
+	// MaxInflightBytes bounds the bytes held for batches between read and
+	// ack across all connections.
 	MaxInflightBytes int64
-	// DiscardBets parses, validates and acknowledges batches without
-	// storing them, to measure what storage costs. Never for real use:
-	// acks then promise nothing and the draw finds no bets.
-	DiscardBets bool
+	// StatusLogInterval is how often a waiting round logs who is missing.
+	StatusLogInterval time.Duration
+	// Now is the clock (tests); nil: time.Now.
+	Now func() time.Time
+	// SeedLog logs every batch at INFO as the seed did (LOG_FORMAT=seed);
+	// otherwise batches are logged at DEBUG and refusals rate-limited.
+	SeedLog bool
 }
 
-// Defaults of Config.
-const (
-	DefaultPort            = 12345
-	DefaultMaxFrame        = 64 << 10
-	DefaultIdleTimeout     = 60 * time.Second
-	DefaultMaxConnections  = 20000
-	DefaultShutdownTimeout = 10 * time.Second
-	DefaultMaxPipeline     = 64
-	DefaultInflightBytes   = 256 << 20
-)
-
 func (c *Config) defaults() error {
-	if c.Address == "" {
-		c.Address = ":" + strconv.Itoa(DefaultPort)
+	if c.Address == "" && c.TLSAddress == "" {
+		return errors.New("no listener: set SERVER_PORT (plaintext) or TLS_PORT with a certificate")
+	}
+	if c.TLSAddress != "" && (c.TLS == nil || c.AgencyID == nil) {
+		return errors.New("a TLS listener needs a certificate, key and CA (TLS_CERT, TLS_KEY, TLS_CA)")
 	}
 	if c.Agencies < 1 {
 		return fmt.Errorf("CLIENT_COUNT %d: the barrier needs at least 1 agency", c.Agencies)
 	}
-	if c.StorePath == "" {
-		return errors.New("no store path: set STORE_PATH or --store")
+	if c.Rounds == 0 {
+		c.Rounds = 1
 	}
 	if c.MaxFrame <= 0 {
 		c.MaxFrame = DefaultMaxFrame
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = DefaultMaxConnections
@@ -90,11 +123,22 @@ func (c *Config) defaults() error {
 	if c.MaxInflightBytes <= 0 {
 		c.MaxInflightBytes = DefaultInflightBytes
 	}
+	if c.StatusLogInterval <= 0 {
+		c.StatusLogInterval = DefaultStatusLogInterval
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.HandshakeReason == nil {
+		c.HandshakeReason = func(error) string { return "failed" }
+	}
 	return nil
 }
 
-// Deps are what a Server reports to; nil fields report nowhere.
+// Deps are what a Server stores to and reports to. Ledger is required;
+// nil others report nowhere.
 type Deps struct {
+	Ledger     ledger.Ledger
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Tracer     trace.Tracer
@@ -104,29 +148,38 @@ type Deps struct {
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
+	warn   *warnings
 	m      *metrics
 	tracer trace.Tracer
-	store  *store.Store
-	bar    *barrier
+	led    ledger.Ledger
+	rounds *rounds
 	budget *budget
 	pools  *pools
-	book   winnerBook
+	rules  *rulesClock
+	in     ingest
 
-	ln    net.Listener
 	ready atomic.Bool
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
+	agencies map[int]*conn // the live connection of each agency
+	perAddr  map[string]int
 	shutting bool
-	active   int
 	wg       sync.WaitGroup
+	// stop ends background work (cut-off timers, status log) on shutdown.
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
-// New opens the store (recovering it) and builds a server; Listen and
-// Serve (or Run) start it.
+// New builds a server over a recovered ledger: its rounds, barrier and
+// winners are rebuilt from what the ledger holds. Listen and Serve (or
+// Run) start it.
 func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
+	}
+	if deps.Ledger == nil {
+		return nil, errors.New("central: no ledger")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -134,113 +187,193 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Tracer == nil {
 		deps.Tracer = noop.NewTracerProvider().Tracer("")
 	}
-	st, err := store.Open(cfg.StorePath, store.Options{
-		Logger:     deps.Logger.With("component", "store"),
-		Registerer: deps.Registerer,
-		Discard:    cfg.DiscardBets,
-	})
+	s := &Server{
+		cfg:      cfg,
+		log:      deps.Logger,
+		m:        newMetrics(deps.Registerer, cfg.Agencies),
+		tracer:   deps.Tracer,
+		led:      deps.Ledger,
+		budget:   newBudget(cfg.MaxInflightBytes),
+		pools:    newPools(),
+		rules:    newRulesClock(cfg.Now),
+		conns:    make(map[*conn]struct{}),
+		agencies: make(map[int]*conn),
+		perAddr:  make(map[string]int),
+		stop:     make(chan struct{}),
+	}
+	s.warn = newWarnings(deps.Logger)
+	s.cfg.MaxConnections = capToFileLimit(s.cfg.MaxConnections, deps.Logger)
+	r, err := newRounds(s)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{
-		cfg:    cfg,
-		log:    deps.Logger,
-		m:      newMetrics(deps.Registerer, cfg.Agencies),
-		tracer: deps.Tracer,
-		store:  st,
-		budget: newBudget(cfg.MaxInflightBytes),
-		pools:  newPools(),
-		conns:  make(map[*conn]struct{}),
-	}
-	if err := s.book.load(st); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("read the stored bets: %w", err)
-	}
-	s.bar = newBarrier(cfg.Agencies, s.draw, s.drawn)
+	s.rounds = r
 	return s, nil
 }
 
-// Listen binds the server's address.
-func (s *Server) Listen() error {
-	ln, err := net.Listen("tcp", s.cfg.Address)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", s.cfg.Address, err)
+// capToFileLimit lowers the connection cap to what RLIMIT_NOFILE leaves
+// after fdReserve descriptors, so accept never fails for lack of them
+// while the cap says there is room. (Go raises the soft limit to the hard
+// one at start.)
+func capToFileLimit(want int, log *slog.Logger) int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return want
 	}
-	s.ln = ln
-	s.ready.Store(true)
-	s.log.Info("listening", "address", ln.Addr().String(), "agencies", s.cfg.Agencies, "store", s.cfg.StorePath)
-	return nil
+	room := int64(lim.Cur) - fdReserve
+	if room < 1 {
+		room = 1
+	}
+	if int64(want) > room {
+		log.Warn("connection cap lowered to fit the file descriptor limit",
+			"max_connections", want, "now", room, "rlimit_nofile", lim.Cur,
+			"hint", "raise the limit (ulimit -n, or nofile in the container's ulimits) to serve more agencies")
+		return int(room)
+	}
+	return want
 }
 
-// Addr is the bound address (after Listen).
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
-
-// Ready is nil once the server is listening with its store recovered.
-func (s *Server) Ready() error {
-	if !s.ready.Load() {
-		return errors.New("not listening yet")
-	}
-	return nil
+// Listeners are a central's bound sockets.
+type Listeners struct {
+	Plain net.Listener // nil when off
+	TLS   net.Listener // nil when off
 }
 
-// Store is the server's store (for tests and the load tool).
-func (s *Server) Store() *store.Store { return s.store }
+// Close closes both.
+func (l *Listeners) Close() error {
+	var errs []error
+	if l.Plain != nil {
+		errs = append(errs, l.Plain.Close())
+	}
+	if l.TLS != nil {
+		errs = append(errs, l.TLS.Close())
+	}
+	return errors.Join(errs...)
+}
 
-// Run listens (if Listen was not called) and serves until ctx ends, then
-// shuts down gracefully.
-func (s *Server) Run(ctx context.Context) error {
-	if s.ln == nil {
-		if err := s.Listen(); err != nil {
-			s.store.Close()
-			return err
+// Listen binds the configured listeners, with TCP keepalive tuned so a
+// vanished peer is found within seconds. It touches nothing else: a
+// central whose port is taken fails here, before its store is opened.
+func Listen(cfg Config) (*Listeners, error) {
+	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{
+		Enable: true, Idle: keepAliveIdle, Interval: keepAliveInterval, Count: keepAliveCount,
+	}}
+	var l Listeners
+	if cfg.Address != "" {
+		ln, err := lc.Listen(context.Background(), "tcp", cfg.Address)
+		if err != nil {
+			return nil, listenError("the plaintext listener (SERVER_PORT)", cfg.Address, err)
 		}
+		l.Plain = ln
 	}
-	return s.Serve(ctx)
+	if cfg.TLSAddress != "" {
+		ln, err := lc.Listen(context.Background(), "tcp", cfg.TLSAddress)
+		if err != nil {
+			l.Close()
+			return nil, listenError("the TLS listener (TLS_PORT)", cfg.TLSAddress, err)
+		}
+		l.TLS = ln
+	}
+	return &l, nil
 }
 
-// Serve accepts agencies until ctx ends, then stops accepting, lets
-// in-flight batches finish (or rejects them), closes every connection and
-// the store, within Config.ShutdownTimeout.
-func (s *Server) Serve(ctx context.Context) error {
-	acceptDone := make(chan error, 1)
-	go func() { acceptDone <- s.acceptLoop(ctx) }()
-
-	var acceptErr error
-	select {
-	case <-ctx.Done():
-	case acceptErr = <-acceptDone:
+func listenError(what, addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("listen on %s for %s: the port is already in use (another central? `ss -ltnp` shows who holds it): %w", addr, what, err)
 	}
-	return errors.Join(acceptErr, s.shutdown(ctx))
+	return fmt.Errorf("listen on %s for %s: %w", addr, what, err)
 }
 
-func (s *Server) acceptLoop(ctx context.Context) error {
+// Ready is nil once the server serves with its ledger working.
+func (s *Server) Ready() error {
+	if err := s.led.Failed(); err != nil {
+		return fmt.Errorf("store failed, restart the central once the cause is fixed: %w", err)
+	}
+	if !s.ready.Load() {
+		return errors.New("not serving yet")
+	}
+	return nil
+}
+
+// Ledger is the server's ledger (for tests and the load tool).
+func (s *Server) Ledger() ledger.Ledger { return s.led }
+
+// Run listens and serves until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := Listen(s.cfg)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve accepts agencies on ln until ctx ends, then stops accepting, lets
+// in-flight batches finish, closes every connection, within
+// Config.ShutdownTimeout. It does not close the ledger (its owner does)
+// and returns the ledger's failure, if any, so the program exits non-zero.
+func (s *Server) Serve(ctx context.Context, ln *Listeners) error {
+	s.ready.Store(true)
+	if ln.Plain != nil {
+		s.log.Info("listening", "address", ln.Plain.Addr().String(), "tls", false, "agencies", s.cfg.Agencies)
+	}
+	if ln.TLS != nil {
+		s.log.Info("listening", "address", ln.TLS.Addr().String(), "tls", true, "agencies", s.cfg.Agencies)
+	}
+	s.rounds.start()
+	var acceptWG sync.WaitGroup
+	acceptWG.Add(1)
+	go func() {
+		defer acceptWG.Done()
+		s.ingestLog()
+	}()
+	for _, l := range []struct {
+		ln  net.Listener
+		tls bool
+	}{{ln.Plain, false}, {ln.TLS, true}} {
+		if l.ln == nil {
+			continue
+		}
+		acceptWG.Add(1)
+		go func() {
+			defer acceptWG.Done()
+			s.acceptLoop(ctx, l.ln, l.tls)
+		}()
+	}
+	<-ctx.Done()
+	err := s.shutdown(ln)
+	acceptWG.Wait()
+	return err
+}
+
+func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, isTLS bool) {
 	var delay time.Duration
 	for {
-		nc, err := s.ln.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return nil
+				return
 			}
 			// Out of file descriptors and the like: back off, capped, as
 			// nats-server does, and keep serving the connections we have.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.log.Error("accept failed, backing off", "err", err, "delay", delay)
+			s.m.acceptErrors.Inc()
+			s.warn.Warn("accept", "accept failed, backing off", "err", err, "delay", delay)
 			t := time.NewTimer(delay)
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return nil
+				return
 			case <-t.C:
 			}
 			continue
 		}
 		delay = 0
 		s.m.accepted.Inc()
-		c := &conn{s: s, nc: nc}
-		if !s.track(c) {
-			s.m.rejected.WithLabelValues("limit").Inc()
-			s.log.Warn("connection refused: limit reached", "remote", nc.RemoteAddr().String(), "limit", s.cfg.MaxConnections)
-			go c.refuse("central at its connection limit, try again later")
+		c := newConn(s, nc, isTLS)
+		if reason := s.track(c); reason != "" {
+			s.m.rejected.WithLabelValues(reason).Inc()
+			s.warn.Warn("refused_"+reason, "connection refused", "reason", reason, "limit", s.limitOf(reason))
+			go c.refuse(wire429(reason))
 			continue
 		}
 		go func() {
@@ -250,26 +383,63 @@ func (s *Server) acceptLoop(ctx context.Context) error {
 	}
 }
 
-// track registers a connection, or refuses it at the cap or in shutdown.
-func (s *Server) track(c *conn) bool {
+func (s *Server) limitOf(reason string) int {
+	if reason == rejectPerAddress {
+		return s.cfg.MaxConnectionsPerAddress
+	}
+	return s.cfg.MaxConnections
+}
+
+// track registers a connection, or says why it is refused.
+func (s *Server) track(c *conn) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.shutting || s.active >= s.cfg.MaxConnections {
-		return false
+	switch {
+	case s.shutting:
+		return rejectShutdown
+	case len(s.conns) >= s.cfg.MaxConnections:
+		return rejectLimit
+	case s.cfg.MaxConnectionsPerAddress > 0 && s.perAddr[c.addr] >= s.cfg.MaxConnectionsPerAddress:
+		return rejectPerAddress
 	}
-	s.active++
 	s.conns[c] = struct{}{}
+	s.perAddr[c.addr]++
 	s.wg.Add(1)
 	s.m.connected.Inc()
-	return true
+	return ""
 }
 
 func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)
-	s.active--
+	if s.perAddr[c.addr]--; s.perAddr[c.addr] <= 0 {
+		delete(s.perAddr, c.addr)
+	}
+	if c.agency != 0 && s.agencies[c.agency] == c {
+		delete(s.agencies, c.agency)
+	}
 	s.m.connected.Dec()
+}
+
+// claim makes c the live connection of agency. On the plaintext
+// listener a second live connection is refused (the agency will retry);
+// an authenticated one replaces the older, which is closed: it returns
+// the older connection so the caller can wait for it to finish.
+func (s *Server) claim(c *conn, agency int) (older *conn, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.agencies[agency]
+	if cur != nil && cur != c {
+		if !c.tls {
+			return nil, false
+		}
+		cur.replaced.Store(true)
+		cur.nc.SetDeadline(time.Now())
+		older = cur
+	}
+	s.agencies[agency] = c
+	return older, true
 }
 
 func (s *Server) shuttingDown() bool {
@@ -278,19 +448,20 @@ func (s *Server) shuttingDown() bool {
 	return s.shutting
 }
 
-func (s *Server) shutdown(ctx context.Context) error {
+func (s *Server) shutdown(ln *Listeners) error {
 	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
 	deadline := time.Now().Add(s.cfg.ShutdownTimeout)
 	s.ready.Store(false)
-	lnErr := s.ln.Close()
-	if lnErr != nil && !errors.Is(lnErr, net.ErrClosed) {
-		s.log.Warn("close listener", "err", lnErr)
+	s.stopOnce.Do(func() { close(s.stop) })
+	if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		s.log.Warn("close listener", "err", err)
 	} else {
-		s.log.Info("closed", "resource", "listener")
+		s.log.Info("closed", "resource", "listeners")
 	}
 
 	// Wake every reader: a connection between frames ends now; one in
-	// the middle of a batch finishes it and sends its ack first.
+	// the middle of a batch finishes it and sends its ack first; one
+	// waiting at the barrier is told (v1) or closed (seed).
 	s.mu.Lock()
 	s.shutting = true
 	for c := range s.conns {
@@ -300,9 +471,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
-	// Keep a little of the bound for the store.
-	grace := time.Until(deadline) - time.Until(deadline)/5
-	timer := time.NewTimer(grace)
+	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	select {
 	case <-done:
@@ -316,40 +485,31 @@ func (s *Server) shutdown(ctx context.Context) error {
 		s.log.Warn("connections still open at the shutdown bound: closed them", "connections", n)
 		<-done
 	}
+	s.rounds.stopAll()
 	s.log.Info("closed", "resource", "connections")
-
-	err := s.store.Close()
-	if err != nil {
-		s.log.Error("close store", "err", err)
-	} else {
-		s.log.Info("closed", "resource", "store", "path", s.cfg.StorePath)
+	if err := s.led.Failed(); err != nil {
+		return fmt.Errorf("the store failed during the run: %w", err)
 	}
-	return err
+	return nil
 }
 
-// draw holds the draw: once every admitted batch's outcome is in (the
-// barrier admits no more), the winners recorded as batches became durable
-// are laid out per agency in stored order.
-func (s *Server) draw(ctx context.Context) (*lottery.Result, error) {
-	ctx, span := s.tracer.Start(ctx, "central.draw")
-	defer span.End()
-	return s.book.result(ctx)
+// agencyLabel is the agency label value of per-agency series, bounded:
+// past 1,000 agencies they share one series.
+func agencyLabel(agency int) string {
+	if agency > maxAgencySeries {
+		return "other"
+	}
+	return strconv.Itoa(agency)
 }
 
-func (s *Server) drawn(firstEnd time.Time, took time.Duration, res *lottery.Result, err error) {
-	if err != nil {
-		s.log.Error("sorteo", "result", "fail", "err", err)
-		return
+// Abort drops every connection at once without answering what is in
+// flight, as a crash would look to the agencies (the load tool's restart
+// mode uses it); cancel Serve's context after it.
+func (s *Server) Abort() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.shutting = true
+	for c := range s.conns {
+		c.nc.Close()
 	}
-	s.m.draws.Inc()
-	s.m.drawTook.Set(took.Seconds())
-	s.m.endToDraw.Set(time.Since(firstEnd).Seconds())
-	winners := 0
-	if s.cfg.Agencies <= 1000 {
-		for a := 1; a <= s.cfg.Agencies; a++ {
-			s.m.winners.WithLabelValues(strconv.Itoa(a)).Set(float64(len(res.Winners(a))))
-		}
-	}
-	res.Agencies(func(_ int, w []string) { winners += len(w) })
-	s.log.Info("sorteo", "result", "success", "bets", res.Bets(), "winners", winners, "took", took)
 }

@@ -11,11 +11,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/loteria/loteria/observability"
 	"github.com/loteria/loteria/services/central"
+	"github.com/loteria/loteria/services/internal/store"
 )
 
 func main() {
@@ -54,7 +56,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	return 0
 }
 
-func serve(ctx context.Context, cfg *central.ProgramConfig, log *slog.Logger) error {
+// serve binds every port before it touches the store, so a central that
+// cannot start (port in use, bad certificate) changes no byte of it; then
+// it opens the store (taking its lock and recovering it), serves until ctx
+// ends, and closes the store. A store that failed makes it return an
+// error, so the process exits non-zero.
+func serve(ctx context.Context, cfg *central.ProgramConfig, log *slog.Logger) (err error) {
+	if cfg.TLSEnabled() {
+		if err := configureTLS(cfg); err != nil {
+			return err
+		}
+	}
+	ln, err := central.Listen(cfg.Server)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+
 	tp, err := observability.NewTracerProvider(ctx, "loteria-central")
 	if err != nil {
 		return err
@@ -69,21 +87,23 @@ func serve(ctx context.Context, cfg *central.ProgramConfig, log *slog.Logger) er
 		}
 	}()
 	reg := observability.NewRegistry("central")
-	srv, err := central.New(cfg.Server, central.Deps{
-		Logger:     log,
-		Registerer: reg,
-		Tracer:     tp.Tracer("github.com/loteria/loteria/services/central"),
-	})
-	if err != nil {
-		return err
+
+	// The metrics server comes up before the store, answering /readyz 503
+	// while the store recovers.
+	var srv atomic.Pointer[central.Server]
+	ready := func() error {
+		if s := srv.Load(); s != nil {
+			return s.Ready()
+		}
+		return errors.New("opening the store")
 	}
+	status := central.StatusRoutes(srv.Load)
 	if cfg.MetricsAddr != "" {
 		hs := observability.NewHTTPServer(cfg.MetricsAddr, reg, observability.HTTPOptions{
-			Logger: log, Pprof: cfg.Pprof, Ready: srv.Ready,
+			Logger: log, Pprof: cfg.Pprof, Ready: ready, Routes: status,
 		})
 		if err := hs.Start(); err != nil {
-			srv.Store().Close()
-			return err
+			return fmt.Errorf("metrics server (METRICS_ADDR %s): %w", cfg.MetricsAddr, err)
 		}
 		log.Info("metrics listening", "address", hs.Addr(), "pprof", cfg.Pprof)
 		defer func() {
@@ -93,5 +113,33 @@ func serve(ctx context.Context, cfg *central.ProgramConfig, log *slog.Logger) er
 			log.Info("closed", "resource", "metrics server")
 		}()
 	}
-	return srv.Run(ctx)
+
+	st, err := store.Open(cfg.StorePath, store.Options{
+		Logger:     log.With("component", "store"),
+		Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := st.Close(); cerr != nil {
+			log.Error("close store", "err", cerr)
+			if err == nil {
+				err = cerr
+			}
+		} else {
+			log.Info("closed", "resource", "store", "path", cfg.StorePath)
+		}
+	}()
+	s, err := central.New(cfg.Server, central.Deps{
+		Ledger:     st,
+		Logger:     log,
+		Registerer: reg,
+		Tracer:     tp.Tracer("github.com/loteria/loteria/services/central"),
+	})
+	if err != nil {
+		return err
+	}
+	srv.Store(s)
+	return s.Serve(ctx, ln)
 }

@@ -1,0 +1,234 @@
+package central
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+
+	"github.com/loteria/loteria/observability"
+	"github.com/loteria/loteria/services/internal/ledger"
+	"github.com/loteria/loteria/services/internal/wire"
+)
+
+// ackState is a connection's ack writer: batches queued in order and
+// answered as they become durable, by a goroutine that runs only while
+// some are queued, so an idle connection holds no second goroutine.
+type ackState struct {
+	ch       chan *pendingBatch
+	wg       sync.WaitGroup // batches queued and not yet answered
+	mu       sync.Mutex
+	running  bool
+	err      error // a failed ack write
+	unknown  atomic.Bool
+	out      []byte          // acks gathered for one write
+	answered []*pendingBatch // the batches whose acks are in out
+}
+
+// pushAck hands a batch to the ack writer. A seed-protocol connection
+// with nothing else queued and nothing more read ahead is stop-and-wait:
+// its reader waits for the batch itself and writes the ack, sparing a
+// goroutine hand-off per batch. Otherwise the ack writer takes it (it
+// blocks while MaxPipeline batches wait, which holds the agency back
+// through TCP).
+func (c *conn) pushAck(pb *pendingBatch) {
+	a := &c.acks
+	a.wg.Add(1)
+	if !c.v1 && (c.br == nil || c.br.Buffered() == 0) {
+		a.mu.Lock()
+		idle := !a.running && (a.ch == nil || len(a.ch) == 0)
+		a.mu.Unlock()
+		if idle {
+			c.complete(pb)
+			c.answered(pb)
+			c.writeAcks()
+			a.out, a.answered = a.out[:0], a.answered[:0]
+			return
+		}
+	}
+	if a.ch == nil {
+		a.ch = make(chan *pendingBatch, c.s.cfg.MaxPipeline)
+	}
+	a.ch <- pb
+	a.mu.Lock()
+	if !a.running {
+		a.running = true
+		go c.ackLoop()
+	}
+	a.mu.Unlock()
+}
+
+// ackLoop answers queued batches in order and exits when none is queued.
+// Acks of batches that are durable together go out in one write.
+func (c *conn) ackLoop() {
+	a := &c.acks
+	for {
+		select {
+		case pb := <-a.ch:
+			if len(a.answered) > 0 && !pb.ready() {
+				c.writeAcks()
+			}
+			c.complete(pb)
+			c.answered(pb)
+		default:
+			if len(a.answered) > 0 {
+				c.writeAcks()
+				continue
+			}
+			a.mu.Lock()
+			if len(a.ch) == 0 {
+				a.running = false
+				// Idle: hold no ack buffers.
+				a.out, a.answered = nil, nil
+				a.mu.Unlock()
+				return
+			}
+			a.mu.Unlock()
+		}
+	}
+}
+
+func (c *conn) answered(pb *pendingBatch) { c.acks.answered = append(c.acks.answered, pb) }
+
+// ready reports whether a batch can be answered without waiting.
+func (pb *pendingBatch) ready() bool {
+	if pb.rec == nil {
+		return true
+	}
+	select {
+	case <-pb.rec.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// complete waits for a batch to be durable (or takes its refusal) and
+// appends its ack to the pending write.
+func (c *conn) complete(pb *pendingBatch) {
+	s := c.s
+	if rec := pb.rec; rec != nil {
+		var err error
+		if pb.span.IsRecording() {
+			_, sspan := s.tracer.Start(pb.ctx, "central.store")
+			err = rec.Wait()
+			g := rec.Group
+			sspan.SetAttributes(attribute.Int64("loteria.group.seq", int64(g.Seq)),
+				attribute.Int("loteria.group.batches", g.Batches), attribute.Int("loteria.group.bytes", g.Bytes),
+				attribute.Int("loteria.round", rec.Round))
+			if err != nil {
+				sspan.SetStatus(codes.Error, "store failed")
+			}
+			sspan.End()
+		} else {
+			err = rec.Wait()
+		}
+		switch {
+		case err == nil:
+			pb.result = resultSuccess
+			if c.stored != nil {
+				c.stored.Add(float64(rec.Stored))
+			}
+			s.m.duplicates.Add(float64(pb.bets - rec.Stored))
+			pb.round.addBets(rec.Stored)
+		case errors.Is(err, ledger.ErrOutcomeUnknown):
+			// Nobody may be told either way: no ack for this batch or any
+			// after it; the connection closes and a resume tells the truth.
+			pb.result = resultOutcomeUnknown
+			c.acks.unknown.Store(true)
+		default:
+			pb.refuse(resultStoreFailed, wire.CodeStoreFailed, "central could not store the batch: "+err.Error())
+		}
+		s.budget.release(pb.held)
+		pb.held, pb.rec = 0, nil
+	}
+	c.answer(pb)
+}
+
+// answer appends a batch's ack and records its outcome.
+func (c *conn) answer(pb *pendingBatch) {
+	s := c.s
+	a := &c.acks
+	s.m.batches.WithLabelValues(pb.result).Inc()
+	s.in.took(pb.newBets, pb.result == resultSuccess)
+	if pb.span.IsRecording() {
+		pb.span.SetAttributes(attribute.String("loteria.batch.result", pb.result))
+		if r := pb.round; r != nil {
+			pb.span.SetAttributes(attribute.Int("loteria.round", r.num))
+		}
+	}
+	if a.unknown.Load() {
+		return
+	}
+	start := len(a.out)
+	a.out = wire.BeginFrame(a.out)
+	if pb.result == resultSuccess {
+		a.out = append(a.out, wire.AckSuccess...)
+		wire.FinishFrame(a.out[start:])
+		if s.cfg.SeedLog {
+			s.log.InfoContext(pb.ctx, "apuesta_recibida", "result", "success", "cantidad", pb.bets)
+		} else if s.log.Enabled(pb.ctx, slog.LevelDebug) {
+			s.log.DebugContext(pb.ctx, "apuesta_recibida", "result", "success", "cantidad", pb.bets,
+				"agency", pb.agency, "seq", pb.seq, "new", pb.newBets)
+		}
+		return
+	}
+	pb.span.SetStatus(codes.Error, pb.result)
+	a.out = wire.AppendCodedError(a.out, pb.code, pb.errMsg)
+	wire.FinishFrame(a.out[start:])
+	if s.cfg.SeedLog {
+		s.log.ErrorContext(pb.ctx, "apuesta_recibida", "result", "fail", "cantidad", 0)
+		return
+	}
+	s.warn.Log(pb.ctx, slog.LevelWarn, "batch_"+pb.result, "apuesta_recibida", "result", "fail",
+		"cantidad", pb.bets, "agency", pb.agency, "seq", pb.seq, "reason", pb.result, "err", pb.errMsg)
+}
+
+// writeAcks writes the gathered acks with one write, then closes the books
+// on their batches.
+func (c *conn) writeAcks() {
+	s := c.s
+	a := &c.acks
+	if c.ackFailed() == nil && len(a.out) > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		if err := wire.WriteFull(c.nc, a.out); err != nil {
+			a.mu.Lock()
+			a.err = fmt.Errorf("write ack: %w", err)
+			a.mu.Unlock()
+			// Wake the reader, which then ends the connection.
+			c.nc.SetReadDeadline(time.Now())
+		}
+	}
+	now := time.Now()
+	for i, pb := range a.answered {
+		observability.ObserveWithTrace(pb.ctx, s.m.batchDuration, now.Sub(pb.start).Seconds())
+		pb.span.End()
+		*pb = pendingBatch{}
+		s.pools.pending.Put(pb)
+		a.answered[i] = nil
+		a.wg.Done()
+	}
+	a.answered = a.answered[:0]
+	a.out = a.out[:0]
+	if cap(a.out) > pooledCap {
+		a.out = nil
+	}
+}
+
+// drainAcks waits until every queued batch is answered and reports a
+// failed ack write.
+func (c *conn) drainAcks() error {
+	c.acks.wg.Wait()
+	return c.ackFailed()
+}
+
+func (c *conn) ackFailed() error {
+	c.acks.mu.Lock()
+	defer c.acks.mu.Unlock()
+	return c.acks.err
+}

@@ -1,0 +1,64 @@
+package central
+
+import "time"
+
+// Every limit of the central, in one place. Settings override the ones
+// with a Config field; the others are fixed.
+const (
+	DefaultPort    = 12345 // plaintext (seed) listener
+	DefaultTLSPort = 12346 // mutual-TLS listener
+
+	// DefaultMaxFrame bounds a frame's payload; checked on the header,
+	// before anything is allocated or read.
+	DefaultMaxFrame = 64 << 10
+	// DefaultIdleTimeout drops a peer silent this long while a frame is
+	// due. Agencies waiting at the barrier are not idle: they are watched
+	// for departure instead.
+	DefaultIdleTimeout = 60 * time.Second
+	// DefaultHandshakeTimeout bounds the TLS handshake and, on either
+	// listener, the wait for a connection's first frame: a peer that
+	// connects and says nothing holds a slot only this long.
+	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultMaxConnections caps the connections served at once; it is
+	// lowered at start to what RLIMIT_NOFILE allows.
+	DefaultMaxConnections = 20000
+	// DefaultShutdownTimeout bounds the graceful shutdown.
+	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultMaxPipeline bounds one connection's batches between read and
+	// ack.
+	DefaultMaxPipeline = 64
+	// DefaultInflightBytes bounds, across all connections, the bytes held
+	// for batches between their header being read and their ack written
+	// (payload buffers, then encoded rows).
+	DefaultInflightBytes = 256 << 20
+	// DefaultStatusLogInterval is how often the central names, in its log,
+	// the agencies a round is still waiting for.
+	DefaultStatusLogInterval = 30 * time.Second
+
+	// TCP keepalive: a vanished peer (cable, crashed host) is found in
+	// keepAliveIdle + keepAliveCount·keepAliveInterval = 30 s, well under
+	// the idle timeout, so a reconnecting agency is not locked out of its
+	// own id for a minute.
+	keepAliveIdle     = 15 * time.Second
+	keepAliveInterval = 5 * time.Second
+	keepAliveCount    = 3
+
+	// fdReserve is how many file descriptors the connection cap leaves
+	// for the store, the metrics server, listeners and logs.
+	fdReserve = 64
+
+	// readBufferSize is a busy connection's read buffer; an idle one
+	// returns it to a pool.
+	readBufferSize = 4096
+
+	// pooledCap: larger buffers are left to the GC rather than pooled.
+	pooledCap = 64 << 10
+
+	// replaceWait bounds how long a newer authenticated connection waits
+	// for the older one of the same agency to finish.
+	replaceWait = 5 * time.Second
+)
+
+// bufClasses are the pooled buffer size classes, so a small batch does
+// not pin a large buffer while it waits for the disk.
+var bufClasses = [...]int{2 << 10, 16 << 10, 64 << 10}
