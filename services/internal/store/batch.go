@@ -125,9 +125,9 @@ func (b *batch) Submit() (*ledger.Receipt, error) {
 		b.drop()
 		return nil, fmt.Errorf("agency %d: batch of %d bets submitted after %d were added", b.agency, b.n, b.added)
 	}
-	if len(*b.rows) > s.opts.MaxGroupBytes {
+	if size := len(*b.rows); size > s.opts.MaxGroupBytes {
 		b.drop()
-		return nil, fmt.Errorf("agency %d: batch of %d bytes is larger than the store's group bound (%d bytes): nothing stored", b.agency, len(*b.rows), s.opts.MaxGroupBytes)
+		return nil, fmt.Errorf("agency %d: batch of %d bytes is larger than the store's group bound (%d bytes): nothing stored", b.agency, size, s.opts.MaxGroupBytes)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
