@@ -1,26 +1,28 @@
-// Package store keeps the bets durably in the seed's CSV format.
+// Package store is the central's durable ledger: the bets file, in the
+// seed's CSV format, and beside it a journal of what happened to them
+// (each agency's mark, ENDs, round cuts, draws). It implements
+// ledger.Ledger; docs/STORE.md is the specification of its files and of
+// recovery.
 //
-// One writer goroutine owns the file and commits in groups: it takes every
-// batch queued since its last write, appends them with one write, fsyncs,
-// and only then completes each batch's Pending, so a success ack always
-// means the bets are on disk and one fsync serves many agencies under load.
+// One writer goroutine commits in groups: it takes everything queued,
+// appends the group's rows to the bets file with one write and one COMMIT
+// record to the journal with one write, syncs both files in parallel, and
+// only then completes the group's receipts, in order. A COMMIT carries the
+// checksum of its data, so after a crash recovery can tell whether the
+// data of the last commit reached the disk.
 //
-// Where the last whole group ends is kept apart from the CSV, in a small
-// commit log of checksummed byte offsets (<path>.commits) appended and
-// fsynced after each group's data. On Open, the CSV is cut back to the last
-// committed offset, so a crash at any instant leaves neither a torn row nor
-// half a batch visible.
+// Every file operation goes through fsys.FS, so tests run the store over
+// faultfs, which fails chosen calls and simulates power loss.
 package store
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,547 +30,481 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/loteria/loteria/observability"
+	"github.com/loteria/loteria/services/internal/ledger"
+	"github.com/loteria/loteria/services/internal/store/fsys"
 )
 
-// ErrClosed is returned for batches submitted after Close.
-var ErrClosed = errors.New("store is closed")
+// ErrClosed is ledger.ErrClosed.
+var ErrClosed = ledger.ErrClosed
 
 // Options tune a Store. The zero value is usable.
 type Options struct {
+	// FS is the file layer; nil is the real file system.
+	FS fsys.FS
+	// Logger receives the store's events; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the store's metrics; nil registers none.
 	Registerer prometheus.Registerer
-	// MaxGroupBytes bounds one group commit's write (default 4 MiB).
+	// MaxGroupBytes bounds one group commit's data (default 4 MiB). It
+	// also bounds one batch's rows, and what recovery quarantines.
 	MaxGroupBytes int
-	// QueueLen is how many batches may wait for the writer (default 4096).
+	// QueueLen is how many entries may wait for the writer before
+	// callers block (default 4096).
 	QueueLen int
-	// SlowSync logs fsyncs slower than this (default 1s).
+	// SlowSync logs syncs slower than this, at most once per interval
+	// (default 1s).
 	SlowSync time.Duration
-	// Discard acknowledges batches without writing them: the file stays
-	// as it was opened. Only for measuring what storage costs (the load
-	// tool's --no-store); a central never runs so.
+	// Discard acknowledges without writing: the files stay as they were
+	// opened. Only for measuring what storage costs (the load tool's
+	// --no-store); a central never runs so.
 	Discard bool
+	// SerialSync syncs the bets file, then the journal, instead of both
+	// at once. Only for measuring what the parallel syncs save.
+	SerialSync bool
 }
 
-// GroupInfo describes the group commit a batch joined.
-type GroupInfo struct {
-	Seq     uint64 // group number since Open, from 1
-	Batches int    // batches made durable together
-	Bytes   int    // bytes written for the whole group
-}
+const (
+	defaultMaxGroupBytes = 4 << 20
+	defaultQueueLen      = 4096
+	// maxBatchBets bounds one batch, so that a group's counts fit the
+	// journal's u32 fields.
+	maxBatchBets = 1 << 20
+	// maxGroupCount bounds the bets (stored plus refused) one commit
+	// counts, for the same reason.
+	maxGroupCount = 1 << 31
+)
 
-// Pending is a submitted batch; Wait returns once it is durable or failed.
-type Pending struct {
-	rows   []byte
-	bets   int
-	flush  bool
-	done   chan struct{}
-	err    error
-	group  GroupInfo
-	offset int64
-}
-
-// Wait blocks until the batch is on disk (nil) or failed, or ctx ends. The
-// batch stays queued if ctx ends first; it may still be committed.
-func (p *Pending) Wait(ctx context.Context) error {
-	select {
-	case <-p.done:
-		return p.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Done is closed when the batch is durable or failed.
-func (p *Pending) Done() <-chan struct{} { return p.done }
-
-// Err is the outcome once Done is closed.
-func (p *Pending) Err() error { return p.err }
-
-// Group tells which group commit made the batch durable (valid after Done).
-func (p *Pending) Group() GroupInfo { return p.group }
-
-// Offset is where the batch's rows start in the bets file (valid after
-// Done without error): batches stored later have larger offsets.
-func (p *Pending) Offset() int64 { return p.offset }
-
-// Store is the durable bets file.
+// Store is the file ledger. Its methods are safe for concurrent use.
 type Store struct {
-	path    string
-	data    *os.File
-	commits *os.File
-	log     *slog.Logger
-	m       *metrics
-	opts    Options
+	path string
+	fs   fsys.FS
+	opts Options
+	log  *slog.Logger
+	slow *observability.Limiter
+	m    *metrics
 
-	reqs chan *Pending
+	lock, data, journal fsys.File
+	recovered           *ledger.Recovery
+	quarantined         string
+	quarantinedBytes    int64
 
-	// closeMu orders sends on reqs before Close closes it: senders hold it
-	// shared (and may block while the queue is full), Close exclusively.
-	// The writer never takes it, so a full queue always drains.
-	closeMu sync.RWMutex
-	closed  bool
+	mu      sync.Mutex
+	work    sync.Cond // the writer waits here for entries
+	space   sync.Cond // callers wait here while the queue is full
+	queue   []*entry
+	closing bool
+	failed  error // sticky, wraps ledger.ErrFailed
+	adm     map[int]*admitted
+	round   int          // the open round as queued (admitted)
+	drawn   map[int]bool // rounds whose DRAW is queued or durable
+	dur     *state       // what is durable; written by the writer only
+	disk    int64        // bytes really in the bets file (Discard: as opened)
+	jsize   int64        // bytes in the journal
 
-	mu        sync.Mutex // guards size and writerErr
-	size      int64      // committed bytes
-	writerErr error
+	bufs sync.Pool // *[]byte row buffers of batches
 
+	syncReq chan fsys.File
+	syncRes chan error
 	stopped chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
-// Open opens (creating if needed) the bets file at path, recovers it to its
-// last committed group, and starts the writer.
+// admitted is an agency's state as queued: what the next entries build on.
+type admitted struct {
+	mark int64
+	fp   string
+}
+
+var _ ledger.Ledger = (*Store)(nil)
+
+// Open takes the store at path (the bets file; the journal and lock file
+// sit beside it), recovers it as docs/STORE.md says, and starts the
+// writer. A store held by someone else fails with *LockedError; one that
+// recovery cannot repair without guessing, with *RecoveryError, and no
+// store file changed in either case.
 func Open(path string, opts Options) (*Store, error) {
+	t0 := time.Now()
+	if opts.FS == nil {
+		opts.FS = fsys.OS{}
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.MaxGroupBytes <= 0 {
-		opts.MaxGroupBytes = 4 << 20
+		opts.MaxGroupBytes = defaultMaxGroupBytes
 	}
+	opts.MaxGroupBytes = min(opts.MaxGroupBytes, math.MaxUint32)
 	if opts.QueueLen <= 0 {
-		opts.QueueLen = 4096
+		opts.QueueLen = defaultQueueLen
 	}
 	if opts.SlowSync <= 0 {
 		opts.SlowSync = time.Second
 	}
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("create the store's directory: %w", err)
-		}
-	}
-	data, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("open the bets file: %w", err)
-	}
 	s := &Store{
 		path:    path,
-		data:    data,
-		log:     opts.Logger,
-		m:       newMetrics(opts.Registerer),
+		fs:      opts.FS,
 		opts:    opts,
-		reqs:    make(chan *Pending, opts.QueueLen),
+		log:     opts.Logger,
+		slow:    observability.NewLimiter(opts.Logger, 10*time.Second, nil),
+		adm:     map[int]*admitted{},
+		drawn:   map[int]bool{},
+		syncReq: make(chan fsys.File),
+		syncRes: make(chan error),
 		stopped: make(chan struct{}),
 	}
-	if err := s.recover(); err != nil {
-		data.Close()
-		if s.commits != nil {
-			s.commits.Close()
-		}
+	s.work.L, s.space.L = &s.mu, &s.mu
+	if noFsync {
+		s.log.Warn("THIS BINARY NEVER SYNCS: built with -tags loteria_nofsync, for measurement only; a power cut loses acknowledged bets", "path", path)
+	}
+	if err := s.fs.MkdirAll(filepath.Dir(path), dirMode); err != nil {
+		return nil, fmt.Errorf("store %s: create its directory: %w", path, err)
+	}
+	lock, err := s.fs.Lock(lockPath(path), fileMode)
+	if errors.Is(err, fsys.ErrLocked) {
+		return nil, &LockedError{Path: path, LockPath: lockPath(path), Pid: readPid(s.fs, lockPath(path))}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store %s: take its lock %s: %w", path, lockPath(path), err)
+	}
+	s.lock = lock
+	if err := s.recover(t0); err != nil {
+		s.closeFiles()
 		return nil, err
 	}
-	s.m.size.Set(float64(s.size))
+	s.m = newMetrics(opts.Registerer)
+	s.m.size.Set(float64(s.dur.size))
+	s.m.journal.Set(float64(s.jsize))
+	s.m.quarantined.Set(float64(s.quarantinedBytes))
+	took := time.Since(t0)
+	s.m.recovery.Set(took.Seconds())
+	s.log.Info("store opened", "path", path, "bytes", s.dur.size, "bets", s.dur.bets,
+		"round", s.dur.round, "commits", s.dur.seq, "agencies", len(s.dur.agencies), "took", took)
+	go s.syncer()
 	go s.writer()
 	return s, nil
 }
 
-// CommitsPath is the commit log kept beside the bets file at path.
-func CommitsPath(path string) string { return path + ".commits" }
-
-const recordLen = 12 // offset (8 bytes LE) + CRC-32C of those 8 bytes
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-func putRecord(b []byte, off int64) {
-	binary.LittleEndian.PutUint64(b[0:8], uint64(off))
-	binary.LittleEndian.PutUint32(b[8:12], crc32.Checksum(b[0:8], castagnoli))
-}
-
-// lastRecord finds the last whole, checksummed record in a commit log.
-func lastRecord(log []byte) (int64, bool) {
-	for end := len(log) - len(log)%recordLen; end >= recordLen; end -= recordLen {
-		r := log[end-recordLen : end]
-		if binary.LittleEndian.Uint32(r[8:12]) == crc32.Checksum(r[0:8], castagnoli) {
-			return int64(binary.LittleEndian.Uint64(r[0:8])), true
-		}
+// recover runs recovery with the lock held: analyse, then apply.
+func (s *Store) recover(now time.Time) error {
+	pid := []byte("pid " + strconv.Itoa(os.Getpid()) + "\n")
+	if err := s.lock.Truncate(0); err != nil {
+		return fmt.Errorf("store %s: write its lock file: %w", s.path, err)
 	}
-	return 0, false
-}
-
-func (s *Store) recover() error {
-	st, err := s.data.Stat()
-	if err != nil {
-		return fmt.Errorf("stat the bets file: %w", err)
+	if _, err := s.lock.WriteAt(pid, 0); err != nil {
+		return fmt.Errorf("store %s: write its lock file: %w", s.path, err)
 	}
-	fileSize := st.Size()
-	cpath := CommitsPath(s.path)
-	log, err := os.ReadFile(cpath)
-	var committed int64
-	switch {
-	case err == nil:
-		off, ok := lastRecord(log)
-		if !ok && fileSize > 0 {
-			// Open always leaves a whole record behind (written aside,
-			// then renamed), so this log was damaged outside loteria.
-			// Cutting the bets file to nothing would lose acknowledged
-			// bets: refuse, and let a person decide.
-			return fmt.Errorf("commit log %s has no valid record but %s holds %d bytes: restore the log, or remove it to keep every whole line of the bets file", cpath, s.path, fileSize)
-		}
-		committed = off
-		if committed > fileSize {
-			return fmt.Errorf("bets file %s holds %d bytes but its commit log says %d were committed: the file was cut outside loteria", s.path, fileSize, committed)
-		}
-	case errors.Is(err, os.ErrNotExist):
-		// A bets file without a commit log was written by someone else
-		// (the seed, a copy): keep its whole lines.
-		committed, err = lastNewline(s.data, fileSize)
-		if err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("read the commit log: %w", err)
-	}
-	if committed != fileSize {
-		s.log.Warn("store recovered: dropping bytes past the last committed group",
-			"path", s.path, "committed_bytes", committed, "dropped_bytes", fileSize-committed)
-		if err := s.data.Truncate(committed); err != nil {
-			return fmt.Errorf("cut the bets file back to its last commit: %w", err)
-		}
-		if err := s.data.Sync(); err != nil {
-			return fmt.Errorf("sync the bets file: %w", err)
-		}
-	}
-	if _, err := s.data.Seek(committed, io.SeekStart); err != nil {
-		return fmt.Errorf("seek the bets file: %w", err)
-	}
-	s.size = committed
-	// Compact the commit log to one record, atomically.
-	tmp := cpath + ".tmp"
-	var rec [recordLen]byte
-	putRecord(rec[:], committed)
-	if err := writeFileSync(tmp, rec[:]); err != nil {
-		return fmt.Errorf("write the commit log: %w", err)
-	}
-	if err := os.Rename(tmp, cpath); err != nil {
-		return fmt.Errorf("replace the commit log: %w", err)
-	}
-	if err := syncDir(filepath.Dir(s.path)); err != nil {
-		return err
-	}
-	s.commits, err = os.OpenFile(cpath, os.O_RDWR|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("open the commit log: %w", err)
-	}
-	s.log.Info("store opened", "path", s.path, "bytes", committed)
-	return nil
-}
-
-func lastNewline(f *os.File, size int64) (int64, error) {
-	const chunk = 64 << 10
-	buf := make([]byte, chunk)
-	for end := size; end > 0; {
-		start := max(end-chunk, 0)
-		n, err := f.ReadAt(buf[:end-start], start)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return 0, fmt.Errorf("read the bets file: %w", err)
-		}
-		for i := n - 1; i >= 0; i-- {
-			if buf[i] == '\n' {
-				return start + int64(i) + 1, nil
-			}
-		}
-		end = start
-	}
-	return 0, nil
-}
-
-func writeFileSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	p, err := analyse(s.fs, s.path)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
+	s.dur = p.st
+	if p.torn > 0 {
+		s.log.Warn("store recovery: cutting the journal's torn last record", "path", s.path, "bytes", p.torn)
+	}
+	if p.dropped != 0 {
+		s.log.Warn("store recovery: dropping the last commit, whose data did not reach the disk (it was never acknowledged)",
+			"path", s.path, "commit", p.dropped, "why", p.droppedWhy)
+	}
+	if err := s.applyPlan(p, now); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if s.quarantinedBytes > 0 {
+		s.log.Warn("store recovery: moved unacknowledged bytes past the last commit aside",
+			"path", s.path, "quarantine", s.quarantined, "bytes", s.quarantinedBytes)
 	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open the store's directory: %w", err)
+	if s.disk, err = s.data.Size(); err != nil {
+		return fmt.Errorf("store %s: look at the bets file: %w", s.path, err)
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync the store's directory: %w", err)
+	if s.disk != s.dur.size {
+		return fmt.Errorf("store %s: the bets file holds %d bytes after recovery, its journal %d", s.path, s.disk, s.dur.size)
+	}
+	s.recovered = s.dur.recovery()
+	s.recovered.Quarantined, s.recovered.QuarantinedBytes = s.quarantined, s.quarantinedBytes
+	s.round = s.dur.round
+	for a, st := range s.dur.agencies {
+		s.adm[a] = &admitted{mark: st.Mark, fp: st.Fingerprint}
+	}
+	for _, r := range s.dur.rounds {
+		if r.Draw != nil {
+			s.drawn[r.Round] = true
+		}
 	}
 	return nil
 }
 
-// Submit queues rows (whole CSV rows, as AppendRow writes them) holding bets
-// bets, to be written as one unit. The caller must not touch rows until the
-// Pending is done. It blocks only while the queue is full.
-func (s *Store) Submit(rows []byte, bets int) (*Pending, error) {
-	p := &Pending{rows: rows, bets: bets, done: make(chan struct{})}
-	if err := s.enqueue(p); err != nil {
-		return nil, err
+func (s *Store) sync(f fsys.File) error {
+	if noFsync {
+		return nil
 	}
-	return p, nil
+	return f.Sync()
 }
 
-// Append submits rows and waits for them to be durable.
-func (s *Store) Append(ctx context.Context, rows []byte, bets int) error {
-	p, err := s.Submit(rows, bets)
-	if err != nil {
-		return err
+func (s *Store) syncDir(dir string) error {
+	if noFsync {
+		return nil
 	}
-	return p.Wait(ctx)
-}
-
-// Flush waits until every batch submitted before it is durable.
-func (s *Store) Flush(ctx context.Context) error {
-	p := &Pending{flush: true, done: make(chan struct{})}
-	if err := s.enqueue(p); err != nil {
-		return err
+	if err := s.fs.SyncDir(dir); err != nil {
+		return fmt.Errorf("store %s: sync its directory: %w", s.path, err)
 	}
-	return p.Wait(ctx)
-}
-
-func (s *Store) enqueue(p *Pending) error {
-	s.closeMu.RLock()
-	defer s.closeMu.RUnlock()
-	if s.closed {
-		return ErrClosed
-	}
-	s.mu.Lock()
-	failed := s.writerErr
-	s.mu.Unlock()
-	if failed != nil {
-		return failed
-	}
-	s.reqs <- p
 	return nil
-}
-
-// Size is the number of committed bytes in the bets file.
-func (s *Store) Size() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.size
 }
 
 // Path is the bets file's path.
 func (s *Store) Path() string { return s.path }
 
-func (s *Store) writer() {
-	defer close(s.stopped)
-	var (
-		group []*Pending
-		buf   []byte
-		seq   uint64
-	)
-	// pos is where the next batch's rows go: the file's size, except that
-	// in Discard mode it counts what would have been written, so offsets
-	// still order batches.
+// Recovered implements ledger.Ledger.
+func (s *Store) Recovered() *ledger.Recovery { return s.recovered }
+
+// Agency implements ledger.Ledger: the durable state.
+func (s *Store) Agency(agency int) ledger.AgencyState {
 	s.mu.Lock()
-	pos := s.size
-	s.mu.Unlock()
-	for first := range s.reqs {
-		group = append(group[:0], first)
-		buf = append(buf[:0], first.rows...)
-	drain:
-		for len(buf) < s.opts.MaxGroupBytes {
-			select {
-			case p, ok := <-s.reqs:
-				if !ok {
-					break drain
-				}
-				group = append(group, p)
-				buf = append(buf, p.rows...)
-			default:
-				break drain
-			}
-		}
-		seq++
-		for _, p := range group {
-			p.offset = pos
-			pos += int64(len(p.rows))
-		}
-		err := s.commit(buf)
-		info := GroupInfo{Seq: seq, Batches: 0, Bytes: len(buf)}
-		for _, p := range group {
-			if !p.flush {
-				info.Batches++
-			}
-		}
-		if err != nil {
-			s.mu.Lock()
-			if s.writerErr == nil {
-				s.writerErr = fmt.Errorf("store failed earlier, restart the central: %w", err)
-			}
-			s.mu.Unlock()
-			s.log.Error("group commit failed", "err", err, "batches", info.Batches)
-		}
-		if info.Batches > 0 {
-			s.m.groupBatches.Observe(float64(info.Batches))
-		}
-		for i, p := range group {
-			p.err, p.group = err, info
-			close(p.done)
-			group[i] = nil
-		}
-		if cap(buf) > 4*s.opts.MaxGroupBytes {
-			buf = nil // one huge batch must not pin memory forever
-		}
+	defer s.mu.Unlock()
+	if a := s.dur.agencies[agency]; a != nil {
+		return *a
 	}
+	return ledger.AgencyState{}
 }
 
-// commit writes one group and makes it durable: data, fsync, commit
-// record, fsync. A failed group is cut back off the file.
-func (s *Store) commit(buf []byte) error {
-	if len(buf) == 0 || s.opts.Discard {
-		return nil
-	}
+// Failed implements ledger.Ledger.
+func (s *Store) Failed() error {
 	s.mu.Lock()
-	failed := s.writerErr
-	off := s.size
-	s.mu.Unlock()
-	if failed != nil {
-		return failed
-	}
-	if _, err := s.data.Write(buf); err != nil {
-		s.data.Truncate(off)
-		s.data.Seek(off, io.SeekStart)
-		return fmt.Errorf("write the bets file: %w", err)
-	}
-	start := time.Now()
-	if err := datasync(s.data); err != nil {
-		return fmt.Errorf("fsync the bets file: %w", err)
-	}
-	end := off + int64(len(buf))
-	var rec [recordLen]byte
-	putRecord(rec[:], end)
-	if _, err := s.commits.Write(rec[:]); err != nil {
-		return fmt.Errorf("write the commit log: %w", err)
-	}
-	if err := datasync(s.commits); err != nil {
-		return fmt.Errorf("fsync the commit log: %w", err)
-	}
-	took := time.Since(start)
-	s.m.fsync.Observe(took.Seconds())
-	if took > s.opts.SlowSync {
-		s.log.Warn("slow fsync", "took", took, "bytes", len(buf))
-	}
-	s.m.bytes.Add(float64(len(buf)))
-	s.m.size.Set(float64(end))
+	defer s.mu.Unlock()
+	return s.failed
+}
+
+// Size is the durable size of the bets file.
+func (s *Store) Size() int64 {
 	s.mu.Lock()
-	s.size = end
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	return s.dur.size
+}
+
+// usable is nil while entries may be queued. s.mu is held.
+func (s *Store) usable() error {
+	switch {
+	case s.failed != nil:
+		return s.failed
+	case s.closing:
+		return ledger.ErrClosed
+	}
 	return nil
 }
 
-// Close stops taking batches, lets the writer commit everything queued,
-// and closes the files. It is safe to call more than once.
-func (s *Store) Close() error {
-	s.closeMu.Lock()
-	if s.closed {
-		s.closeMu.Unlock()
-		<-s.stopped
-		return nil
+// waitRoom waits until the queue has room (or the store cannot take
+// entries), then says whether it can. s.mu is held.
+func (s *Store) waitRoom() error {
+	for len(s.queue) >= s.opts.QueueLen && s.failed == nil && !s.closing {
+		s.space.Wait()
 	}
-	s.closed = true
-	close(s.reqs)
-	s.closeMu.Unlock()
-	<-s.stopped
-	err := errors.Join(s.data.Sync(), s.data.Close(), s.commits.Close())
-	if err != nil {
-		return fmt.Errorf("close the store: %w", err)
+	return s.usable()
+}
+
+func (s *Store) push(e *entry) {
+	e.round = s.round
+	s.queue = append(s.queue, e)
+	s.work.Signal()
+}
+
+func (s *Store) admitted(agency int) *admitted {
+	a := s.adm[agency]
+	if a == nil {
+		a = &admitted{}
+		s.adm[agency] = a
 	}
-	s.log.Info("store closed", "path", s.path, "bytes", s.size)
+	return a
+}
+
+func checkAgency(agency int, zero bool) error {
+	if agency < 0 || agency > math.MaxUint32 || (agency == 0 && !zero) {
+		return fmt.Errorf("agency %d is out of range", agency)
+	}
 	return nil
 }
 
-// Scan calls fn for every committed row, in stored order, with the fields
-// the draw needs. document points into a buffer reused between calls.
-func (s *Store) Scan(fn func(agency int, document []byte, number int) error) error {
-	size := s.Size()
-	f, err := os.Open(s.path)
+// Claim implements ledger.Ledger. A fingerprint is 1..255 bytes.
+func (s *Store) Claim(agency int, fingerprint string) (*ledger.Receipt, error) {
+	if err := checkAgency(agency, false); err != nil {
+		return nil, err
+	}
+	if len(fingerprint) == 0 || len(fingerprint) > maxFingerprint {
+		return nil, fmt.Errorf("agency %d: a stream fingerprint is 1 to %d bytes, got %d", agency, maxFingerprint, len(fingerprint))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.waitRoom(); err != nil {
+		return nil, err
+	}
+	a := s.admitted(agency)
+	e := &entry{kind: opNoop, agency: agency, rec: ledger.NewReceipt()}
+	switch a.fp {
+	case fingerprint:
+	case "":
+		a.fp = fingerprint
+		e.kind, e.fp = opClaim, fingerprint
+	default:
+		return nil, fmt.Errorf("agency %d: %w", agency, ledger.ErrFingerprint)
+	}
+	s.push(e)
+	return e.rec, nil
+}
+
+// End implements ledger.Ledger.
+func (s *Store) End(agency int) (*ledger.Receipt, error) {
+	if err := checkAgency(agency, true); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.waitRoom(); err != nil {
+		return nil, err
+	}
+	e := &entry{kind: opEnd, agency: agency, rec: ledger.NewReceipt()}
+	if agency != 0 {
+		e.mark = s.admitted(agency).mark
+	}
+	s.push(e)
+	return e.rec, nil
+}
+
+// CloseRound implements ledger.Ledger.
+func (s *Store) CloseRound(reason ledger.CloseReason) (*ledger.Receipt, error) {
+	if reason < ledger.CloseBarrier || reason > ledger.CloseTimeout {
+		return nil, fmt.Errorf("close round: unknown reason %d", uint8(reason))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.waitRoom(); err != nil {
+		return nil, err
+	}
+	e := &entry{kind: opClose, reason: reason, rec: ledger.NewReceipt()}
+	s.push(e)
+	s.round++
+	return e.rec, nil
+}
+
+// RecordDraw implements ledger.Ledger: d.Round must be closed (as queued)
+// and not drawn yet; the digest is a WinnersDigest (32 bytes).
+func (s *Store) RecordDraw(d ledger.Draw) (*ledger.Receipt, error) {
+	switch {
+	case d.Number < 0 || d.Number > math.MaxUint16:
+		return nil, fmt.Errorf("draw of round %d: number %d out of range", d.Round, d.Number)
+	case d.Bets < 0 || d.Winners < 0 || d.Winners > math.MaxUint32:
+		return nil, fmt.Errorf("draw of round %d: negative or too large counts", d.Round)
+	case len(d.Digest) != digestLen:
+		return nil, fmt.Errorf("draw of round %d: digest of %d bytes, want %d", d.Round, len(d.Digest), digestLen)
+	}
+	d.Digest = append([]byte(nil), d.Digest...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.waitRoom(); err != nil {
+		return nil, err
+	}
+	if d.Round < 1 || d.Round >= s.round {
+		return nil, fmt.Errorf("draw of round %d: only a closed round is drawn (round %d is open)", d.Round, s.round)
+	}
+	if s.drawn[d.Round] {
+		return nil, fmt.Errorf("draw of round %d: the round is already drawn", d.Round)
+	}
+	s.drawn[d.Round] = true
+	e := &entry{kind: opDraw, draw: d, rec: ledger.NewReceipt()}
+	s.push(e)
+	return e.rec, nil
+}
+
+// Scan implements ledger.Ledger.
+func (s *Store) Scan(round int, fn func(agency int, document []byte, number int) error) error {
+	s.mu.Lock()
+	if err := s.usable(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	var start, end int64
+	switch {
+	case round >= 1 && round <= len(s.dur.rounds):
+		r := s.dur.rounds[round-1]
+		start, end = r.Start, r.Cut
+	case round == s.dur.round:
+		start, end = s.dur.roundStart, s.dur.size
+	default:
+		open := s.dur.round
+		s.mu.Unlock()
+		return fmt.Errorf("scan round %d: no such round (round %d is open)", round, open)
+	}
+	end = min(end, s.disk)
+	s.mu.Unlock()
+	if end <= start {
+		return nil
+	}
+	f, err := s.fs.OpenFile(s.path, os.O_RDONLY, 0)
 	if err != nil {
-		return fmt.Errorf("open the bets file to read it: %w", err)
+		return fmt.Errorf("scan round %d: open the bets file: %w", round, err)
 	}
 	defer f.Close()
-	return ScanRows(io.NewSectionReader(f, 0, size), fn)
+	return ScanRows(io.NewSectionReader(f, start, end-start), fn)
 }
 
-// ScanRows reads bets rows as AppendRow writes them. Names never hold a
-// comma or newline (validation refuses them), so a row is one line whose
-// first field is the agency and whose last three are document, birthdate
-// and number.
-func ScanRows(r io.Reader, fn func(agency int, document []byte, number int) error) error {
-	br := bufio.NewReaderSize(r, 256<<10)
-	for line := 1; ; line++ {
-		row, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			return fmt.Errorf("bets file row %d is longer than %d bytes", line, br.Size())
+// Close implements ledger.Ledger: it lets the writer commit everything
+// queued, stops it and releases the files and the lock. After a failure
+// it syncs nothing and returns the failure.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		s.work.Broadcast()
+		s.space.Broadcast()
+		s.mu.Unlock()
+		<-s.stopped
+		close(s.syncReq)
+		err := s.closeFiles()
+		s.mu.Lock()
+		failed := s.failed
+		s.mu.Unlock()
+		switch {
+		case failed != nil:
+			s.closeErr = failed
+			s.log.Error("store closed after a failure", "path", s.path, "err", failed)
+		case err != nil:
+			s.closeErr = fmt.Errorf("store %s: close: %w", s.path, err)
+		default:
+			s.log.Info("store closed", "path", s.path, "bytes", s.Size())
 		}
-		if len(row) == 0 && errors.Is(err, io.EOF) {
-			return nil
+	})
+	return s.closeErr
+}
+
+func (s *Store) closeFiles() error {
+	var errs []error
+	for _, f := range []fsys.File{s.data, s.journal, s.lock} {
+		if f != nil {
+			errs = append(errs, f.Close())
 		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("read the bets file: %w", err)
-		}
-		agency, doc, number, ok := splitRow(row)
-		if !ok {
-			return fmt.Errorf("bets file row %d is not agency,first_name,last_name,document,birthdate,number", line)
-		}
-		if err := fn(agency, doc, number); err != nil {
-			return err
-		}
+	}
+	return errors.Join(errs...)
+}
+
+// syncer syncs the journal while the writer syncs the bets file.
+func (s *Store) syncer() {
+	for f := range s.syncReq {
+		s.syncRes <- s.sync(f)
 	}
 }
 
-func splitRow(row []byte) (agency int, doc []byte, number int, ok bool) {
-	n := len(row)
-	if n > 0 && row[n-1] == '\n' {
-		n--
+// dataCRC is the CRC-32C of a group's data (0 for none).
+func dataCRC(b []byte) uint32 {
+	if len(b) == 0 {
+		return 0
 	}
-	if n > 0 && row[n-1] == '\r' {
-		n--
-	}
-	row = row[:n]
-	var f [3][]byte // number, birthdate, document, from the end
-	end := len(row)
-	for i := 0; i < 3; i++ {
-		j := lastComma(row[:end])
-		if j < 0 {
-			return 0, nil, 0, false
-		}
-		f[i] = row[j+1 : end]
-		end = j
-	}
-	c := firstComma(row[:end])
-	if c < 0 {
-		return 0, nil, 0, false
-	}
-	a, err := strconv.Atoi(string(row[:c]))
-	if err != nil {
-		return 0, nil, 0, false
-	}
-	num, err := strconv.Atoi(string(f[0]))
-	if err != nil {
-		return 0, nil, 0, false
-	}
-	return a, f[2], num, true
+	return crc32.Checksum(b, castagnoli)
 }
 
-func lastComma(b []byte) int {
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] == ',' {
-			return i
-		}
+// logSlow reports a slow sync, rate-limited.
+func (s *Store) logSlow(took time.Duration, bytes int) {
+	if took > s.opts.SlowSync {
+		s.slow.Log(context.Background(), slog.LevelWarn, "slow-sync", "slow fsync",
+			"path", s.path, "took", took, "bytes", bytes)
 	}
-	return -1
-}
-
-func firstComma(b []byte) int {
-	for i, c := range b {
-		if c == ',' {
-			return i
-		}
-	}
-	return -1
 }

@@ -1,0 +1,375 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"github.com/loteria/loteria/services/internal/ledger"
+	"github.com/loteria/loteria/services/internal/store/fsys"
+)
+
+// The journal's bytes (docs/STORE.md is their specification).
+const (
+	journalMagic = "LOTJRNL1"
+	// journalVersion is the HEADER's version: a journal of another
+	// version is refused, not misread.
+	journalVersion = 1
+	// frameLen is a record's framing: length u32le, crc u32le.
+	frameLen = 8
+	// minBody is the smallest body: type u8, round u32le.
+	minBody = 5
+	// maxRecordBytes bounds one record's body. The writer ends a group
+	// before its COMMIT would outgrow it, so recovery knows how long a
+	// torn record can be.
+	maxRecordBytes = 1 << 20
+)
+
+// Record types.
+const (
+	recHeader uint8 = 1
+	recCommit uint8 = 2
+)
+
+// COMMIT entry kinds; 0 ends the list.
+const (
+	entEnd    uint8 = 0
+	kindMark  uint8 = 1
+	kindStrm  uint8 = 2
+	kindEnd   uint8 = 3
+	kindClose uint8 = 4
+	kindDraw  uint8 = 5
+)
+
+// Encoded sizes of the fixed parts.
+const (
+	headerPayload = 2 + 4 + 4 + 8     // version, maxGroupBytes, maxRecordBytes, created
+	commitFixed   = 8 + 8 + 8 + 4     // seq, start, end, dataCRC
+	markLen       = 1 + 4 + 8 + 4 + 4 // kind, agency, mark, stored, rejected
+	streamFixed   = 1 + 4 + 1         // kind, agency, len (then the bytes)
+	endLen        = 1 + 4 + 8         // kind, agency, mark
+	closeLen      = 1 + 1 + 8         // kind, reason, cut
+	drawLen       = 1 + 4 + 2 + 8 + 4 + 32
+	digestLen     = 32
+	// maxFingerprint is the longest fingerprint a STREAM entry holds.
+	maxFingerprint = 255
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// header is a HEADER record: written when the journal is created and at
+// every open, so recovery knows the bounds of the run that wrote the tail.
+type header struct {
+	round          uint32
+	version        uint16
+	maxGroupBytes  uint32
+	maxRecordBytes uint32
+	created        int64 // unix nanoseconds
+}
+
+// jentry is one COMMIT entry.
+type jentry struct {
+	kind     uint8
+	agency   uint32
+	mark     uint64 // MARK: new mark; END: mark at END; CLOSE: cut
+	stored   uint32
+	rejected uint32
+	fp       string
+	reason   uint8
+	draw     ledger.Draw
+}
+
+// commit is a COMMIT record.
+type commit struct {
+	round      uint32
+	seq        uint64
+	start, end uint64
+	dataCRC    uint32
+	entries    []jentry
+}
+
+// appendFrame appends a record around body: it reserves the frame, lets
+// body append the record's body, and fills the frame in.
+func appendFrame(dst []byte, body func([]byte) []byte) []byte {
+	at := len(dst)
+	dst = append(dst, make([]byte, frameLen)...)
+	dst = body(dst)
+	b := dst[at+frameLen:]
+	binary.LittleEndian.PutUint32(dst[at:], uint32(len(b)))
+	binary.LittleEndian.PutUint32(dst[at+4:], crc32.Checksum(b, castagnoli))
+	return dst
+}
+
+func appendHeader(dst []byte, h header) []byte {
+	return appendFrame(dst, func(b []byte) []byte {
+		b = append(b, recHeader)
+		b = binary.LittleEndian.AppendUint32(b, h.round)
+		b = binary.LittleEndian.AppendUint16(b, h.version)
+		b = binary.LittleEndian.AppendUint32(b, h.maxGroupBytes)
+		b = binary.LittleEndian.AppendUint32(b, h.maxRecordBytes)
+		return binary.LittleEndian.AppendUint64(b, uint64(h.created))
+	})
+}
+
+func appendCommit(dst []byte, c *commit) []byte {
+	return appendFrame(dst, func(b []byte) []byte {
+		b = append(b, recCommit)
+		b = binary.LittleEndian.AppendUint32(b, c.round)
+		b = binary.LittleEndian.AppendUint64(b, c.seq)
+		b = binary.LittleEndian.AppendUint64(b, c.start)
+		b = binary.LittleEndian.AppendUint64(b, c.end)
+		b = binary.LittleEndian.AppendUint32(b, c.dataCRC)
+		for i := range c.entries {
+			b = appendEntry(b, &c.entries[i])
+		}
+		return append(b, entEnd)
+	})
+}
+
+func appendEntry(b []byte, e *jentry) []byte {
+	b = append(b, e.kind)
+	switch e.kind {
+	case kindMark:
+		b = binary.LittleEndian.AppendUint32(b, e.agency)
+		b = binary.LittleEndian.AppendUint64(b, e.mark)
+		b = binary.LittleEndian.AppendUint32(b, e.stored)
+		b = binary.LittleEndian.AppendUint32(b, e.rejected)
+	case kindStrm:
+		b = binary.LittleEndian.AppendUint32(b, e.agency)
+		b = append(b, uint8(len(e.fp)))
+		b = append(b, e.fp...)
+	case kindEnd:
+		b = binary.LittleEndian.AppendUint32(b, e.agency)
+		b = binary.LittleEndian.AppendUint64(b, e.mark)
+	case kindClose:
+		b = append(b, e.reason)
+		b = binary.LittleEndian.AppendUint64(b, e.mark)
+	case kindDraw:
+		b = binary.LittleEndian.AppendUint32(b, uint32(e.draw.Round))
+		b = binary.LittleEndian.AppendUint16(b, uint16(e.draw.Number))
+		b = binary.LittleEndian.AppendUint64(b, uint64(e.draw.Bets))
+		b = binary.LittleEndian.AppendUint32(b, uint32(e.draw.Winners))
+		b = append(b, e.draw.Digest...)
+	}
+	return b
+}
+
+// entryLen is an entry's encoded size.
+func entryLen(e *jentry) int {
+	switch e.kind {
+	case kindMark:
+		return markLen
+	case kindStrm:
+		return streamFixed + len(e.fp)
+	case kindEnd:
+		return endLen
+	case kindClose:
+		return closeLen
+	case kindDraw:
+		return drawLen
+	}
+	return 1
+}
+
+// errSyntax: a body whose checksum holds but whose contents do not parse.
+var errSyntax = errors.New("record does not parse")
+
+// record is one decoded record.
+type record struct {
+	typ    uint8
+	header header
+	commit commit
+}
+
+// decodeBody parses a record body into rec, reusing its entry slice.
+func decodeBody(body []byte, rec *record) error {
+	if len(body) < minBody {
+		return errSyntax
+	}
+	rec.typ = body[0]
+	round := binary.LittleEndian.Uint32(body[1:])
+	p := body[minBody:]
+	switch rec.typ {
+	case recHeader:
+		if len(p) != headerPayload {
+			return errSyntax
+		}
+		rec.header = header{
+			round:          round,
+			version:        binary.LittleEndian.Uint16(p),
+			maxGroupBytes:  binary.LittleEndian.Uint32(p[2:]),
+			maxRecordBytes: binary.LittleEndian.Uint32(p[6:]),
+			created:        int64(binary.LittleEndian.Uint64(p[10:])),
+		}
+		return nil
+	case recCommit:
+		if len(p) < commitFixed+1 {
+			return errSyntax
+		}
+		c := &rec.commit
+		c.round = round
+		c.seq = binary.LittleEndian.Uint64(p)
+		c.start = binary.LittleEndian.Uint64(p[8:])
+		c.end = binary.LittleEndian.Uint64(p[16:])
+		c.dataCRC = binary.LittleEndian.Uint32(p[24:])
+		c.entries = c.entries[:0]
+		p = p[commitFixed:]
+		for {
+			if len(p) == 0 {
+				return errSyntax
+			}
+			k := p[0]
+			if k == entEnd {
+				if len(p) != 1 {
+					return errSyntax
+				}
+				return nil
+			}
+			e := jentry{kind: k}
+			var n int
+			switch k {
+			case kindMark:
+				if len(p) < markLen {
+					return errSyntax
+				}
+				e.agency = binary.LittleEndian.Uint32(p[1:])
+				e.mark = binary.LittleEndian.Uint64(p[5:])
+				e.stored = binary.LittleEndian.Uint32(p[13:])
+				e.rejected = binary.LittleEndian.Uint32(p[17:])
+				n = markLen
+			case kindStrm:
+				if len(p) < streamFixed {
+					return errSyntax
+				}
+				e.agency = binary.LittleEndian.Uint32(p[1:])
+				l := int(p[5])
+				if l == 0 || len(p) < streamFixed+l {
+					return errSyntax
+				}
+				e.fp = string(p[streamFixed : streamFixed+l])
+				n = streamFixed + l
+			case kindEnd:
+				if len(p) < endLen {
+					return errSyntax
+				}
+				e.agency = binary.LittleEndian.Uint32(p[1:])
+				e.mark = binary.LittleEndian.Uint64(p[5:])
+				n = endLen
+			case kindClose:
+				if len(p) < closeLen {
+					return errSyntax
+				}
+				e.reason = p[1]
+				e.mark = binary.LittleEndian.Uint64(p[2:])
+				n = closeLen
+			case kindDraw:
+				if len(p) < drawLen {
+					return errSyntax
+				}
+				e.draw = ledger.Draw{
+					Round:   int(binary.LittleEndian.Uint32(p[1:])),
+					Number:  int(binary.LittleEndian.Uint16(p[5:])),
+					Bets:    int64(binary.LittleEndian.Uint64(p[7:])),
+					Winners: int(binary.LittleEndian.Uint32(p[15:])),
+					Digest:  append([]byte(nil), p[19:19+digestLen]...),
+				}
+				n = drawLen
+			default:
+				return errSyntax
+			}
+			c.entries = append(c.entries, e)
+			p = p[n:]
+		}
+	}
+	return errSyntax
+}
+
+// frameAt checks the record framed at b[0:]: it returns the body when the
+// record is whole and its checksum holds.
+func frameAt(b []byte, maxBody int) ([]byte, bool) {
+	if len(b) < frameLen {
+		return nil, false
+	}
+	n := int(binary.LittleEndian.Uint32(b))
+	if n < minBody || n > maxBody || len(b)-frameLen < n {
+		return nil, false
+	}
+	body := b[frameLen : frameLen+n]
+	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(b[4:]) {
+		return nil, false
+	}
+	return body, true
+}
+
+// journalReader reads a journal's records in order over ReadAt, holding
+// at most a window of maxRecordBytes plus a chunk in memory.
+type journalReader struct {
+	f    fsys.File
+	size int64
+	buf  []byte
+	boff int64 // file offset of buf[0]
+	off  int64 // offset of the next record
+}
+
+const readChunk = 1 << 20
+
+// window returns the bytes from off on that are in memory, reading up to
+// need of them (fewer at the end of the file).
+func (r *journalReader) window(off int64, need int) ([]byte, error) {
+	if off < r.boff || off > r.boff+int64(len(r.buf)) {
+		r.buf, r.boff = r.buf[:0], off
+	}
+	have := r.boff + int64(len(r.buf)) - off
+	if have < int64(need) && r.boff+int64(len(r.buf)) < r.size {
+		// Keep what is from off on, read more after it.
+		keep := r.buf[off-r.boff:]
+		nb := make([]byte, len(keep), max(need, readChunk)+len(keep))
+		copy(nb, keep)
+		r.buf, r.boff = nb, off
+		want := min(int64(cap(nb)-len(nb)), r.size-(off+int64(len(nb))))
+		n, err := r.f.ReadAt(nb[len(nb):len(nb)+int(want)], off+int64(len(nb)))
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		r.buf = nb[:len(nb)+n]
+	}
+	return r.buf[off-r.boff:], nil
+}
+
+// next decodes the record at r.off into rec. ok is false at the first
+// record that is cut short or fails its checksum (r.off then stays at its
+// start); err is an I/O error or a record whose checksum holds but that
+// does not parse.
+func (r *journalReader) next(rec *record) (ok bool, err error) {
+	if r.off >= r.size {
+		return false, nil
+	}
+	w, err := r.window(r.off, frameLen+maxRecordBytes)
+	if err != nil {
+		return false, fmt.Errorf("read the journal: %w", err)
+	}
+	body, whole := frameAt(w, maxRecordBytes)
+	if !whole {
+		return false, nil
+	}
+	if err := decodeBody(body, rec); err != nil {
+		return false, fmt.Errorf("journal record at byte %d: its checksum holds but it %w (written by another version of loteria?)", r.off, err)
+	}
+	r.off += int64(frameLen + len(body))
+	return true, nil
+}
+
+// laterRecord reports whether a whole record with a holding checksum that
+// parses starts anywhere in b after its first byte: when one does, the bad
+// record before it is not a torn last write but damage in the middle.
+func laterRecord(b []byte) bool {
+	var rec record
+	for i := 1; i+frameLen+minBody <= len(b); i++ {
+		if body, ok := frameAt(b[i:], maxRecordBytes); ok && decodeBody(body, &rec) == nil {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,263 @@
+package store
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/loteria/loteria/services/internal/ledger"
+)
+
+// writer is the writer goroutine's own state, reused from group to group.
+type writer struct {
+	group  []*entry
+	data   []byte
+	rec    []byte
+	c      commit
+	markAt map[int]int // agency → its MARK in c.entries
+	seq    uint64      // commits since open
+}
+
+// writer commits what is queued, group by group, until Close and an
+// empty queue.
+func (s *Store) writer() {
+	defer close(s.stopped)
+	w := &writer{markAt: map[int]int{}}
+	for {
+		s.mu.Lock()
+		for len(s.queue) == 0 && !s.closing {
+			s.work.Wait()
+		}
+		if len(s.queue) == 0 {
+			s.mu.Unlock()
+			return
+		}
+		s.take(w)
+		failed := s.failed
+		s.mu.Unlock()
+		if failed != nil {
+			s.finish(w, failed, ledger.GroupInfo{}, 0)
+			continue
+		}
+		s.commitGroup(w)
+	}
+}
+
+// take moves the next group from the queue to w.group, with s.mu held:
+// everything queued, up to the group's bounds (data, record size, counts),
+// and never past a CLOSE.
+func (s *Store) take(w *writer) {
+	data, rec, count := 0, frameLen+minBody+commitFixed+1, int64(0)
+	n := 0
+	for ; n < len(s.queue); n++ {
+		e := s.queue[n]
+		d, r, c := 0, 0, int64(0)
+		switch e.kind {
+		case opBatch:
+			d, r, c = len(*e.rows), markLen, int64(e.stored)
+		case opReject:
+			r, c = markLen, e.rejected
+		case opClaim:
+			r = streamFixed + len(e.fp)
+		case opEnd:
+			r = endLen
+		case opDraw:
+			r = drawLen
+		case opClose:
+			r = closeLen
+		}
+		if n > 0 && (data+d > s.opts.MaxGroupBytes || rec+r > maxRecordBytes || count+c > maxGroupCount) {
+			break
+		}
+		data, rec, count = data+d, rec+r, count+c
+		if e.kind == opClose {
+			n++
+			break
+		}
+	}
+	w.group = append(w.group[:0], s.queue[:n]...)
+	rest := copy(s.queue, s.queue[n:])
+	clear(s.queue[rest:])
+	s.queue = s.queue[:rest]
+	s.space.Broadcast()
+}
+
+// mark adds a batch's or refusal's move of its agency's mark to the
+// group's MARK of that agency.
+func (w *writer) mark(e *entry) {
+	i, ok := w.markAt[e.agency]
+	if !ok {
+		i = len(w.c.entries)
+		w.markAt[e.agency] = i
+		w.c.entries = append(w.c.entries, jentry{kind: kindMark, agency: uint32(e.agency)})
+	}
+	m := &w.c.entries[i]
+	m.mark = uint64(e.mark)
+	m.stored += uint32(e.stored)
+	m.rejected += uint32(e.rejected)
+}
+
+// commitGroup writes w.group as one commit and completes its receipts.
+func (s *Store) commitGroup(w *writer) {
+	c := &w.c
+	c.entries = c.entries[:0]
+	w.data = w.data[:0]
+	clear(w.markAt)
+	// Only the writer changes s.dur, so it reads it without the lock.
+	start := s.dur.size
+	batches := 0
+	for _, e := range w.group {
+		e.pos = start + int64(len(w.data))
+		if e.batch {
+			batches++
+		}
+		switch e.kind {
+		case opBatch:
+			w.data = append(w.data, *e.rows...)
+			s.putBuf(e.rows)
+			e.rows = nil
+			w.mark(e)
+		case opReject:
+			w.mark(e)
+		case opClaim:
+			c.entries = append(c.entries, jentry{kind: kindStrm, agency: uint32(e.agency), fp: e.fp})
+		case opEnd:
+			c.entries = append(c.entries, jentry{kind: kindEnd, agency: uint32(e.agency), mark: uint64(e.mark)})
+		case opDraw:
+			c.entries = append(c.entries, jentry{kind: kindDraw, draw: e.draw})
+		case opClose:
+			c.entries = append(c.entries, jentry{kind: kindClose, reason: uint8(e.reason), mark: uint64(e.pos)})
+		}
+	}
+	info := ledger.GroupInfo{Seq: w.seq, Batches: batches, Bytes: len(w.data)}
+	if len(c.entries) == 0 && len(w.data) == 0 {
+		// Resends and repeated claims only: what they wait for is durable.
+		s.finish(w, nil, info, start)
+		return
+	}
+	w.seq++
+	info.Seq = w.seq
+	end := start + int64(len(w.data))
+	c.round = uint32(w.group[0].round)
+	c.seq = s.dur.seq + 1
+	c.start, c.end = uint64(start), uint64(end)
+	c.dataCRC = dataCRC(w.data)
+	w.rec = appendCommit(w.rec[:0], c)
+	if err := s.write(w.data, w.rec); err != nil {
+		s.finish(w, err, info, end)
+		return
+	}
+	s.mu.Lock()
+	s.dur.apply(c)
+	if !s.opts.Discard {
+		s.disk = end
+		s.jsize += int64(len(w.rec))
+	}
+	s.mu.Unlock()
+	if batches > 0 {
+		s.m.groupBatches.Observe(float64(batches))
+	}
+	if !s.opts.Discard {
+		s.m.bytes.Add(float64(len(w.data)))
+		s.m.size.Set(float64(end))
+		s.m.journal.Set(float64(s.jsize))
+	}
+	s.finish(w, nil, info, end)
+}
+
+// finish completes the group's receipts, in order.
+func (s *Store) finish(w *writer, err error, info ledger.GroupInfo, end int64) {
+	for i, e := range w.group {
+		r := e.rec
+		if e.rows != nil { // a group failed before it was written
+			s.putBuf(e.rows)
+			e.rows = nil
+		}
+		if err == nil {
+			r.Round, r.Pos, r.Stored, r.Group = e.round, e.pos, e.stored, info
+			if e.kind == opClose {
+				r.Pos, r.Stored = end, int(s.dur.rounds[e.round-1].Bets)
+			}
+		}
+		r.Complete(err)
+		w.group[i] = nil
+	}
+}
+
+// write appends a group's data and its COMMIT record and makes both
+// durable, syncing the two files at once (SerialSync: one after the
+// other). On failure it rolls the commit back and fails the store.
+func (s *Store) write(data, rec []byte) error {
+	if s.opts.Discard {
+		return nil
+	}
+	prevD, prevJ := s.disk, s.jsize
+	if len(data) > 0 {
+		if _, err := s.data.WriteAt(data, prevD); err != nil {
+			return s.rollback(fmt.Errorf("write the bets file: %w", err), prevD, prevJ, false)
+		}
+	}
+	if _, err := s.journal.WriteAt(rec, prevJ); err != nil {
+		return s.rollback(fmt.Errorf("write the journal: %w", err), prevD, prevJ, true)
+	}
+	t := time.Now()
+	var derr, jerr error
+	switch {
+	case len(data) == 0:
+		jerr = s.sync(s.journal)
+	case s.opts.SerialSync:
+		if derr = s.sync(s.data); derr == nil {
+			jerr = s.sync(s.journal)
+		}
+	default:
+		s.syncReq <- s.journal
+		derr = s.sync(s.data)
+		jerr = <-s.syncRes
+	}
+	took := time.Since(t)
+	switch {
+	case derr != nil:
+		return s.rollback(fmt.Errorf("fsync the bets file: %w", derr), prevD, prevJ, true)
+	case jerr != nil:
+		return s.rollback(fmt.Errorf("fsync the journal: %w", jerr), prevD, prevJ, true)
+	}
+	s.m.fsync.Observe(took.Seconds())
+	s.logSlow(took, len(data))
+	return nil
+}
+
+// rollback undoes a commit that failed: it cuts the journal and the bets
+// file back to their sizes before it and syncs the journal, so that the
+// commit is certainly not in the journal. The store fails for good (no
+// sync of the failed commit is ever retried). The error returned for the
+// group wraps ledger.ErrFailed when the rollback worked ("not stored"),
+// ledger.ErrOutcomeUnknown when it did not.
+func (s *Store) rollback(cause error, prevD, prevJ int64, journalWritten bool) error {
+	rolledBack := true
+	if journalWritten {
+		if err := s.journal.Truncate(prevJ); err != nil {
+			rolledBack = false
+			s.log.Error("store rollback: cannot cut the journal back", "path", s.path, "err", err)
+		} else if err := s.sync(s.journal); err != nil {
+			rolledBack = false
+			s.log.Error("store rollback: cannot sync the journal", "path", s.path, "err", err)
+		}
+	}
+	if err := s.data.Truncate(prevD); err != nil {
+		// Not needed for the outcome: what the journal does not commit,
+		// recovery moves aside.
+		s.log.Error("store rollback: cannot cut the bets file back", "path", s.path, "err", err)
+	}
+	s.mu.Lock()
+	if s.failed == nil {
+		s.failed = fmt.Errorf("%w: %w; restart the central once the cause is fixed (recovery then tells what is stored)", ledger.ErrFailed, cause)
+	}
+	failed := s.failed
+	s.space.Broadcast()
+	s.mu.Unlock()
+	s.m.failed.Set(1)
+	s.log.Error("store failed: it takes nothing more", "path", s.path, "err", cause, "rolled_back", rolledBack)
+	if !rolledBack {
+		return fmt.Errorf("%w: %w", ledger.ErrOutcomeUnknown, cause)
+	}
+	return failed
+}
