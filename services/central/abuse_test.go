@@ -102,6 +102,7 @@ func TestInvalidBatchesStoreNothing(t *testing.T) {
 			// The connection stays open after an error ack.
 			c.send("1;0\n")
 			c.expect("success;Batch stored successfully.")
+			h.hangUp(t, c)
 		})
 	}
 	t.Run("agency changes on one connection", func(t *testing.T) {
@@ -134,13 +135,13 @@ func TestIdlePeerTimesOut(t *testing.T) {
 // TestConnectionCap: connections over the cap are told and closed; those
 // under it are served.
 func TestConnectionCap(t *testing.T) {
-	h := startCentral(t, central.Config{Agencies: 1, MaxConnections: 2})
+	h := startCentral(t, central.Config{Agencies: 3, MaxConnections: 2})
 	a := dialRaw(t, h.addr)
 	b := dialRaw(t, h.addr)
 	// Make sure both are being served before the third arrives.
 	a.send("1;0\n")
 	a.expect("success;Batch stored successfully.")
-	b.send("1;0\n")
+	b.send("2;0\n")
 	b.expect("success;Batch stored successfully.")
 	third := dialRaw(t, h.addr)
 	if msg := third.expectPrefix("error;"); !strings.Contains(msg, "connection limit") {

@@ -93,6 +93,10 @@ func (c *conn) batch(ctx context.Context, payload []byte) (pb *pendingBatch, clo
 	pb.newBets = b.New()
 	skip := h.Count - pb.newBets
 	fixed := s.rounds.fixedNumber()
+	var vspan trace.Span
+	if pb.span.IsRecording() {
+		_, vspan = s.tracer.Start(pb.ctx, "central.validate")
+	}
 	var winners []string
 	var f wire.BetFields
 	var bad error
@@ -119,6 +123,9 @@ func (c *conn) batch(ctx context.Context, payload []byte) (pb *pendingBatch, clo
 		if fixed && lottery.Wins(n) {
 			winners = append(winners, string(f[wire.FieldDocument]))
 		}
+	}
+	if vspan != nil {
+		vspan.End()
 	}
 	if bad != nil {
 		result, code := resultInvalidBet, wire.CodeInvalid

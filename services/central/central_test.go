@@ -112,6 +112,17 @@ func startCentral(t testing.TB, cfg central.Config, opt ...harnessOpt) *harness 
 	return &harness{srv: srv, led: st, addr: addr, reg: reg, store: o.store, stop: stop}
 }
 
+// hangUp closes a raw connection and waits until the central has let it
+// go, so the agency it named may connect again.
+func (h *harness) hangUp(t testing.TB, c *rawConn) {
+	t.Helper()
+	before := testutil.ToFloat64(counterWith(t, h.reg, "loteria_agencies_connected", "", ""))
+	c.nc.Close()
+	testenv.Eventually(t, 5*time.Second, "the central to drop the connection", func() bool {
+		return testutil.ToFloat64(counterWith(t, h.reg, "loteria_agencies_connected", "", "")) < before
+	})
+}
+
 func runAgency(ctx context.Context, addr, path string, id, maxBets, inFlight int, protocol string) (agency.Result, error) {
 	f, err := betfile.Open(path, id)
 	if err != nil {
@@ -192,7 +203,7 @@ func TestOfficialData(t *testing.T) {
 }
 
 // counterWith finds one series of a metric family in a registry.
-func counterWith(t *testing.T, g prometheus.Gatherer, name, label, value string) prometheus.Collector {
+func counterWith(t testing.TB, g prometheus.Gatherer, name, label, value string) prometheus.Collector {
 	t.Helper()
 	mfs, err := g.Gather()
 	if err != nil {

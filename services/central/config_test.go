@@ -95,7 +95,6 @@ var centralSettings = []struct {
 	{"host", "SERVER_HOST", "server.host", "127.0.0.1", `"127.0.0.1"`, func(c *ProgramConfig) any { return c.Server.Address }, "127.0.0.1:12345"},
 	{"host", "SERVER_HOST", "server.host", "::1", `"::1"`, func(c *ProgramConfig) any { return c.Server.Address }, "[::1]:12345"},
 	{"port", "SERVER_PORT", "server.port", "4000", "4000", func(c *ProgramConfig) any { return c.Port }, "4000"},
-	{"port", "SERVER_PORT", "server.port", "off", "off", func(c *ProgramConfig) any { return c.Server.Address }, ""},
 	{"rounds", "ROUNDS", "rounds.count", "3", "3", func(c *ProgramConfig) any { return c.Server.Rounds }, 3},
 	{"rounds", "ROUNDS", "rounds.count", "0", "0", func(c *ProgramConfig) any { return c.Server.Rounds }, -1},
 	{"round-cutoff", "ROUND_CUTOFF", "rounds.cutoff", "1m", "1m", func(c *ProgramConfig) any { return c.Server.RoundCutoff }, time.Minute},
@@ -169,7 +168,7 @@ func TestConfigSeedEnvironment(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"Port", c.Port, 12345},
+		{"Port", c.Port, "12345"},
 		{"Server.Address", c.Server.Address, ":12345"},
 		{"Backlog", c.Backlog, 5},
 		{"LogLevel", c.LogLevel, "DEBUG"},
@@ -386,7 +385,8 @@ func TestConfigEffective(t *testing.T) {
 		v, _ := kv[i+1].(string)
 		got[k] = v
 	}
-	var documented []string
+	// The TLS files only work together (TestConfigTLSOnly sets them).
+	documented := []string{"tls-port", "tls-cert", "tls-key", "tls-ca"}
 	for _, s := range centralSettings {
 		if !slices.Contains(documented, s.flag) {
 			documented = append(documented, s.flag)
@@ -430,5 +430,17 @@ func TestMetricsAddrOff(t *testing.T) {
 		if c.MetricsAddr != tc.want {
 			t.Errorf("env %v args %v: metrics address %q, want %q", tc.env, tc.args, c.MetricsAddr, tc.want)
 		}
+	}
+}
+
+// TestConfigTLSOnly: the plaintext listener can be turned off when TLS is
+// configured; the TLS listener takes its own port.
+func TestConfigTLSOnly(t *testing.T) {
+	c, err := LoadConfig(nil, envOf(map[string]string{"SERVER_PORT": "off", "TLS_CERT": "c.pem", "TLS_KEY": "k.pem", "TLS_CA": "ca.pem", "SERVER_HOST": "127.0.0.1"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Address != "" || c.Server.TLSAddress != "127.0.0.1:12346" || !c.TLSEnabled() {
+		t.Errorf("addresses %q (plaintext) and %q (TLS), want none and 127.0.0.1:12346", c.Server.Address, c.Server.TLSAddress)
 	}
 }

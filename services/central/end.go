@@ -74,6 +74,9 @@ func (c *conn) end(ctx context.Context) (string, error) {
 		sspan.SetStatus(codes.Error, "draw failed")
 		return c.endFailed(wire.CodeStoreFailed, "the draw of round "+itoa(r.num)+" failed: "+err.Error(), closeStoreFailed, err)
 	}
+	// The conversation is over: the agency may connect again (its next
+	// round) while this connection closes.
+	s.release(c)
 	var payload []byte
 	if c.v1 {
 		payload = wire.AppendWinnersMessage(nil, w)

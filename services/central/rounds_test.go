@@ -115,8 +115,7 @@ func TestCutoffClosesARound(t *testing.T) {
 			want = append(want, r.Document)
 		}
 	}
-	a.nc.Close()
-	testenv.Eventually(t, 5*time.Second, "the connection to be gone", func() bool { return h.srv.Status().Connected == 0 })
+	h.hangUp(t, a)
 	r1 := dialRaw(t, h.addr)
 	if w := r1.hello(1, "01", 1); w.State != wire.RoundDrawn {
 		t.Fatalf("round 1 state %q, want drawn", w.State)

@@ -442,6 +442,15 @@ func (s *Server) claim(c *conn, agency int) (older *conn, ok bool) {
 	return older, true
 }
 
+// release lets another connection act for c's agency.
+func (s *Server) release(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.agency != 0 && s.agencies[c.agency] == c {
+		delete(s.agencies, c.agency)
+	}
+}
+
 func (s *Server) shuttingDown() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
