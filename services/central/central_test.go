@@ -46,7 +46,7 @@ type harnessOpts struct {
 
 type harnessOpt func(*harnessOpts)
 
-func withStore(path string) harnessOpt { return func(o *harnessOpts) { o.store = path } }
+func withStore(path string) harnessOpt   { return func(o *harnessOpts) { o.store = path } }
 func withDeps(d central.Deps) harnessOpt { return func(o *harnessOpts) { o.deps = d } }
 func withStoreOptions(so store.Options) harnessOpt {
 	return func(o *harnessOpts) { o.storeOpts = so }

@@ -155,4 +155,3 @@ func portAddr(host, port, name string) (string, error) {
 	}
 	return net.JoinHostPort(host, strconv.Itoa(n)), nil
 }
-

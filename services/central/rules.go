@@ -30,4 +30,6 @@ func (r *rulesClock) validate(f wire.BetFields) (int, error) {
 // warnings rate-limits the central's repeated warnings.
 type warnings = observability.Limiter
 
-func newWarnings(log *slog.Logger) *warnings { return observability.NewLimiter(log, 10*time.Second, nil) }
+func newWarnings(log *slog.Logger) *warnings {
+	return observability.NewLimiter(log, 10*time.Second, nil)
+}
