@@ -141,6 +141,7 @@ func (c *conn) complete(pb *pendingBatch) {
 			// after it; the connection closes and a resume tells the truth.
 			pb.result = resultOutcomeUnknown
 			c.acks.unknown.Store(true)
+			c.nc.SetReadDeadline(time.Now()) // wake the reader: the connection ends
 		default:
 			pb.refuse(resultStoreFailed, wire.CodeStoreFailed, "central could not store the batch: "+err.Error())
 		}

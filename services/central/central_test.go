@@ -35,6 +35,8 @@ type harness struct {
 	reg   *prometheus.Registry
 	store string
 	stop  func() error
+	// failOK: the test expects (and checks) a failed shutdown itself.
+	failOK bool
 }
 
 // harnessOpts are what a test may set beyond the central's Config.
@@ -104,12 +106,13 @@ func startCentral(t testing.TB, cfg central.Config, opt ...harnessOpt) *harness 
 		})
 		return stopErr
 	}
+	h := &harness{srv: srv, led: st, addr: addr, reg: reg, store: o.store, stop: stop}
 	t.Cleanup(func() {
-		if err := stop(); err != nil && !t.Failed() {
+		if err := stop(); err != nil && !t.Failed() && !h.failOK {
 			t.Errorf("central shutdown: %v", err)
 		}
 	})
-	return &harness{srv: srv, led: st, addr: addr, reg: reg, store: o.store, stop: stop}
+	return h
 }
 
 // hangUp closes a raw connection and waits until the central has let it

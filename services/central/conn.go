@@ -268,6 +268,9 @@ func (c *conn) readFailed(err error) (string, error) {
 	case errors.Is(err, io.EOF):
 		return closePeerClosed, nil
 	case errors.Is(err, os.ErrDeadlineExceeded):
+		if c.acks.unknown.Load() {
+			return closeOutcomeUnknown, errOutcomeUnknown
+		}
 		if s.shuttingDown() {
 			return closeShutdown, nil
 		}
