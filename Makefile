@@ -9,7 +9,7 @@ COMPOSE_FILE ?= deploy/out/docker-compose.yaml
 # "context deadline exceeded" when a duration runs out (go.dev/issue/75804).
 FUZZTIME ?= 200000x
 
-PROGRAMS := central agency gendata loadtest
+PROGRAMS := central agency gendata loadtest certs
 
 .PHONY: help build demo test test-unit vet fmt-check lint fuzz bench jaeger compose up down logs loadtest dashboards clean
 
