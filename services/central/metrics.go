@@ -89,7 +89,7 @@ type metrics struct {
 	tlsErrors    *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, agencies int) *metrics {
+func newMetrics(reg prometheus.Registerer, agencies int, tlsReasons []string) *metrics {
 	counter := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 	}
@@ -175,6 +175,9 @@ func newMetrics(reg prometheus.Registerer, agencies int) *metrics {
 	}
 	for _, r := range []string{protoBadHeader, protoFrameTooLarge, protoTruncated, protoBadHello, protoHelloLate, protoAfterEnd} {
 		m.protoErrors.WithLabelValues(r)
+	}
+	for _, r := range append(tlsReasons, "bad_identity") {
+		m.tlsErrors.WithLabelValues(r)
 	}
 	if agencies <= maxAgencySeries {
 		for a := 1; a <= agencies; a++ {

@@ -42,8 +42,10 @@ type Config struct {
 	// chain's leaf (required with TLS).
 	AgencyID func(state tls.ConnectionState) (int, error)
 	// HandshakeReason names a failed handshake for metrics and logs
-	// (nil: "failed").
-	HandshakeReason func(error) string
+	// (nil: "failed"); HandshakeReasons are all the names it gives, so
+	// their series exist from the start.
+	HandshakeReason  func(error) string
+	HandshakeReasons []string
 
 	// Agencies is N, the agencies a round's barrier waits for.
 	Agencies int
@@ -190,7 +192,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{
 		cfg:      cfg,
 		log:      deps.Logger,
-		m:        newMetrics(deps.Registerer, cfg.Agencies),
+		m:        newMetrics(deps.Registerer, cfg.Agencies, cfg.HandshakeReasons),
 		tracer:   deps.Tracer,
 		led:      deps.Ledger,
 		budget:   newBudget(cfg.MaxInflightBytes),

@@ -1,0 +1,174 @@
+package central_test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/loteria/loteria/internal/testenv"
+	"github.com/loteria/loteria/services/central"
+	"github.com/loteria/loteria/services/internal/certs"
+	"github.com/loteria/loteria/services/internal/certs/certstest"
+	"github.com/loteria/loteria/services/internal/tlsconf"
+	"github.com/loteria/loteria/services/internal/wire"
+)
+
+// pki is a CA, a central certificate for 127.0.0.1 and the files.
+type pki struct {
+	dir    string
+	ca     *certs.Pair
+	caFile string
+}
+
+func newPKI(t *testing.T) *pki {
+	t.Helper()
+	dir := t.TempDir()
+	ca := certstest.CA(t)
+	return &pki{dir: dir, ca: ca, caFile: certstest.Write(t, dir, "ca", ca).Cert}
+}
+
+// startTLSCentral runs a central with only its mutual-TLS listener.
+func startTLSCentral(t *testing.T, p *pki, cfg central.Config) *harness {
+	t.Helper()
+	f := certstest.Write(t, p.dir, "central", certstest.Central(t, p.ca, "127.0.0.1"))
+	tc, err := tlsconf.ServerConfig(f.Cert, f.Key, p.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Address, cfg.TLSAddress = "", "127.0.0.1:0"
+	cfg.TLS, cfg.AgencyID, cfg.HandshakeReason, cfg.HandshakeReasons = tc, tlsconf.PeerAgency, tlsconf.HandshakeReason, tlsconf.Reasons()
+	return startCentral(t, cfg)
+}
+
+// dialTLS connects as the holder of pair (an agency certificate), trusting
+// caFile, checking the central's name as serverName.
+func dialTLS(t *testing.T, addr string, p *pki, name string, pair *certs.Pair, caFile, serverName string) (*rawConn, error) {
+	t.Helper()
+	// The config is built by hand, not with tlsconf.ClientConfig, which
+	// refuses a bad certificate before dialling: an attacker would not.
+	f := certstest.Write(t, p.dir, name, pair)
+	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pem, err := os.ReadFile(caFile)
+	if err != nil || !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("CA %s: %v", caFile, err)
+	}
+	cc := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: serverName}
+	d := tls.Dialer{Config: cc, NetDialer: &net.Dialer{Timeout: 5 * time.Second}}
+	nc, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	return newRawConn(t, nc), nil
+}
+
+// TestMutualTLSIdentity: the agency id is the certificate's; a batch or a
+// HELLO for any other agency is refused; winners go to that agency only.
+func TestMutualTLSIdentity(t *testing.T) {
+	p := newPKI(t)
+	h := startTLSCentral(t, p, central.Config{Agencies: 2})
+	a1, err := dialTLS(t, h.addr, p, "agency-1", certstest.Agency(t, p.ca, 1), p.caFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a1.send("2;1\nAna;Pérez;1;1990-01-01;7574\n")
+	if msg := a1.expectCode(wire.CodeAgency); !strings.Contains(msg, "agency 2") {
+		t.Errorf("refusal %q does not say which agency", msg)
+	}
+	a1.send("1;1\nAna;Pérez;1;1990-01-01;7574\n")
+	a1.expect(wire.AckSuccess)
+	a1.send("END")
+
+	a2, err := dialTLS(t, h.addr, p, "agency-2", certstest.Agency(t, p.ca, 2), p.caFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2.send(string(wire.AppendHello(nil, wire.Hello{Version: 1, Agency: 1, Fingerprint: "aa", Total: -1})))
+	a2.expectCode(wire.CodeAgency)
+	a2.expectClosed()
+	a2, err = dialTLS(t, h.addr, p, "agency-2b", certstest.Agency(t, p.ca, 2), p.caFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2.hello(2, "bb", 0)
+	a2.send("END")
+	a1.expect("1")
+	if w := a2.winners(); len(w.DNIs) != 0 {
+		t.Errorf("agency 2 got winners %v, want none", w.DNIs)
+	}
+}
+
+// TestMutualTLSRefusals: certificates that are expired, from another CA,
+// for no agency of this central, or a central certificate for another
+// host are refused with the reason in a metric.
+func TestMutualTLSRefusals(t *testing.T) {
+	p := newPKI(t)
+	h := startTLSCentral(t, p, central.Config{Agencies: 2})
+	other := certstest.CA(t)
+	otherCAFile := certstest.Write(t, p.dir, "other-ca", other).Cert
+	now := time.Now()
+	cases := []struct {
+		name, reason string
+		pair         *certs.Pair
+		caFile       string
+		serverName   string
+	}{
+		{"expired", "expired", certstest.Issue(t, p.ca, certs.Spec{CommonName: "old", Agency: 1, NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-time.Hour)}), p.caFile, ""},
+		{"another CA", "unknown_ca", certstest.Agency(t, other, 1), p.caFile, ""},
+		{"agency out of range", "bad_identity", certstest.Agency(t, p.ca, 9), p.caFile, ""},
+		{"central for another host", "peer_refused", certstest.Agency(t, p.ca, 1), p.caFile, "central.example"},
+		{"agency does not trust the central", "peer_refused", certstest.Agency(t, p.ca, 1), otherCAFile, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := testutil.ToFloat64(counterWith(t, h.reg, "loteria_tls_handshake_errors_total", "reason", tc.reason))
+			c, err := dialTLS(t, h.addr, p, strings.ReplaceAll(tc.name, " ", "-"), tc.pair, tc.caFile, tc.serverName)
+			if err == nil {
+				// TLS 1.3: the client's handshake ends before the server
+				// has judged its certificate; the refusal is its first read.
+				c.send("1;0\n")
+				if p, err := wire.ReadFrame(c.br, nil, 1<<16); err == nil && !strings.HasPrefix(string(p), "error;") {
+					t.Fatalf("a refused certificate got the answer %q", p)
+				}
+			}
+			testenv.Eventually(t, 5*time.Second, "the refusal to be counted as "+tc.reason, func() bool {
+				return testutil.ToFloat64(counterWith(t, h.reg, "loteria_tls_handshake_errors_total", "reason", tc.reason)) == before+1
+			})
+		})
+	}
+}
+
+// TestNewerTLSConnectionReplacesOlder: under TLS the newer, authenticated
+// connection of an agency takes over from one that may be dead.
+func TestNewerTLSConnectionReplacesOlder(t *testing.T) {
+	p := newPKI(t)
+	h := startTLSCentral(t, p, central.Config{Agencies: 1})
+	pair := certstest.Agency(t, p.ca, 1)
+	old, err := dialTLS(t, h.addr, p, "old", pair, p.caFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.hello(1, "cc", 0)
+	fresh, err := dialTLS(t, h.addr, p, "new", pair, p.caFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh.hello(1, "cc", 0)
+	old.expectClosed()
+	fresh.send(batchFrom(1, 0, 2, nil))
+	fresh.expect(wire.AckSuccess)
+	testenv.Eventually(t, 5*time.Second, "the replacement to be counted", func() bool {
+		return testutil.ToFloat64(counterWith(t, h.reg, "loteria_connections_replaced_total", "", "")) == 1
+	})
+}
