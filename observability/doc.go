@@ -30,6 +30,23 @@
 // a key, value or message holding a control character is Go-quoted so each
 // record stays on one line.
 //
+// The seed's events (EventBetsReceived "apuesta_recibida", EventDraw
+// "sorteo", EventWinners "consulta_ganadores") are written exactly as the
+// seed wrote them, only their own keys and nothing after the last value
+// ("action: apuesta_recibida | result: success | cantidad: 10"; a refused
+// batch at ERROR); their other attributes go, at DEBUG only, to a
+// following "action: detail | event: apuesta_recibida | ..." line.
+//
+//	func NewLimiter(log *slog.Logger, every time.Duration, now func() time.Time) *Limiter
+//	func (*Limiter) Log(ctx context.Context, level slog.Level, kind, msg string, args ...any)
+//	func (*Limiter) Warn(kind, msg string, args ...any)
+//	func (*Limiter) Flush(ctx context.Context)
+//
+// A Limiter writes the first record of a kind, then at most one per
+// interval carrying suppressed=N and suppressed_over=<duration>; Flush
+// writes the counts still pending. With LOG_FORMAT=seed it never limits
+// the seed's events.
+//
 // Every logger NewLogger returns is wrapped by NewTraceHandler: a record
 // logged with a context carrying a valid span context (logger.InfoContext(ctx,
 // ...)) gets trace_id and span_id attributes at the top level, even from a
@@ -58,27 +75,40 @@
 //
 // # Tracing
 //
+//	func NewTracerProviderWith(ctx context.Context, opts TracerOptions) (*sdktrace.TracerProvider, error)
 //	func NewTracerProvider(ctx context.Context, service string, attrs ...attribute.KeyValue) (*sdktrace.TracerProvider, error)
 //	func TraceExportFromEnv() (TraceExport, error)
+//	func TraceSamplingFromEnv() (TraceSampling, error)
+//	func SpanQueueFromEnv() (SpanQueue, error)
 //	func Traceparent(ctx context.Context) string
 //	func ContextWithTraceparent(ctx context.Context, tp string) context.Context
 //
-// NewTracerProvider follows the standard OTEL_* variables with two
+// NewTracerProviderWith follows the standard OTEL_* variables with these
 // deliberate choices:
 //
 //   - Spans are exported only when OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
 //     OTEL_EXPORTER_OTLP_ENDPOINT is set (the specification would default to
 //     localhost). Without one, or with OTEL_TRACES_EXPORTER=none, the provider
-//     has no exporter, makes no connections, and still creates real sampled
-//     spans so trace ids appear in logs and exemplars.
+//     has no exporter and makes no connections.
 //   - The OTLP protocol defaults to http/protobuf, as the specification
 //     says; set OTEL_EXPORTER_OTLP_PROTOCOL=grpc for port 4317 collectors.
+//   - Sampling is ours, not the peer's: every span, root or with a remote
+//     parent, is recorded by the ratio of OTEL_TRACES_SAMPLER /
+//     OTEL_TRACES_SAMPLER_ARG applied to its trace id (TraceIDRatioBased),
+//     whatever the sampled flag of an incoming traceparent says. Default:
+//     1 when spans are exported, 0 (valid ids for logs, nothing recorded)
+//     when not.
+//   - The queue in front of the exporter (OTEL_BSP_*, defaults 16,384
+//     spans, batches of 1,024) drops what does not fit and counts it in
+//     loteria_trace_spans_dropped_total{reason="queue_full"}, and the spans
+//     of failed exports with reason="export_failed", on opts.Registerer.
 //
 // OTEL_TRACES_EXPORTER accepts otlp (default) and none; anything else is an
-// error, as is a protocol other than grpc or http/protobuf. The SDK itself
-// honours OTEL_TRACES_SAMPLER(_ARG) and OTEL_BSP_*; the exporters read the
-// endpoint, headers, timeout and TLS variables. TraceExportFromEnv describes
-// the choice (its String is meant for the effective-configuration line).
+// error, as is a protocol other than grpc or http/protobuf, a sampler this
+// package does not support, or an OTEL_BSP_* value that is not a positive
+// integer. The exporters read the endpoint, headers, timeout and TLS
+// variables. TraceExportFromEnv and TraceSamplingFromEnv describe the
+// choice (their String is meant for the effective-configuration line).
 //
 // Traceparent and ContextWithTraceparent carry the W3C traceparent in the
 // batch header's traceparent= field (tracestate is not carried). Both are

@@ -267,9 +267,9 @@ func TestSeedHandlerLines(t *testing.T) {
 				return h.WithAttrs([]slog.Attr{slog.String("component", "store")}).
 					WithGroup("batch").WithAttrs([]slog.Attr{slog.Int("agency", 2)}).WithGroup("")
 			},
-			level: slog.LevelInfo, time: when, msg: "apuesta_recibida",
-			attrs: []slog.Attr{slog.Int("cantidad", 5)},
-			want:  "2026-11-26 14:00:00 INFO     action: apuesta_recibida | component: store | batch.agency: 2 | batch.cantidad: 5\n",
+			level: slog.LevelInfo, time: when, msg: "stored",
+			attrs: []slog.Attr{slog.Int("bets", 5)},
+			want:  "2026-11-26 14:00:00 INFO     action: stored | component: store | batch.agency: 2 | batch.bets: 5\n",
 		},
 		{
 			name: "control characters are quoted", level: slog.LevelInfo, time: when, msg: "two\nlines",
@@ -492,11 +492,25 @@ func TestTraceHandlerSeedFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.WithGroup("batch").InfoContext(ctx, "apuesta_recibida", "cantidad", 7)
-	want := " INFO     action: apuesta_recibida | trace_id: " + sc.TraceID().String() +
-		" | span_id: " + sc.SpanID().String() + " | batch.cantidad: 7\n"
+	l.WithGroup("batch").InfoContext(ctx, "agency finished", "agency", 7)
+	want := " INFO     action: agency finished | trace_id: " + sc.TraceID().String() +
+		" | span_id: " + sc.SpanID().String() + " | batch.agency: 7\n"
 	if got := buf.String(); !strings.HasSuffix(got, want) {
 		t.Errorf("got %q, want suffix %q", got, want)
+	}
+
+	// A seed event keeps its line; at DEBUG the ids go to its detail line.
+	buf.Reset()
+	l, err = NewLogger(&buf, LogOptions{Format: FormatSeed, Level: "debug"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.WithGroup("batch").InfoContext(ctx, EventBetsReceived, KeyResult, "success", KeyCount, 7)
+	lines := strings.SplitAfter(buf.String(), "\n")
+	if len(lines) != 3 || lines[2] != "" ||
+		!strings.HasSuffix(lines[0], " INFO     action: apuesta_recibida | result: success | cantidad: 7\n") ||
+		!strings.HasSuffix(lines[1], " DEBUG    action: detail | event: apuesta_recibida | trace_id: "+sc.TraceID().String()+" | span_id: "+sc.SpanID().String()+"\n") {
+		t.Errorf("got %q, want the seed's line, then the ids on a detail line", buf.String())
 	}
 }
 
@@ -558,3 +572,163 @@ func TestTraceHandlerEnabledPassesThrough(t *testing.T) {
 		}
 	}
 }
+
+// TestSeedEventLines checks the seed's lines byte for byte
+// (PROTOCOL-seed.md, "Exact lines"), whatever else the caller adds.
+func TestSeedEventLines(t *testing.T) {
+	when := time.Date(2026, 11, 26, 14, 0, 0, 0, time.Local)
+	const stamp = "2026-11-26 14:00:00 "
+	tests := []struct {
+		name   string
+		level  string // the logger's
+		log    func(l *slog.Logger)
+		want   []string
+		noTime bool
+	}{
+		{
+			name: "bets received", level: "info",
+			log:  func(l *slog.Logger) { l.Info(EventBetsReceived, "result", "success", "cantidad", 10) },
+			want: []string{"INFO     action: apuesta_recibida | result: success | cantidad: 10"},
+		},
+		{
+			name: "more attributes do not follow the count", level: "info",
+			log: func(l *slog.Logger) {
+				l.With("component", "conn").Info(EventBetsReceived, "result", "success", "cantidad", 10, "agency", 3, "seq", 17)
+			},
+			want: []string{"INFO     action: apuesta_recibida | result: success | cantidad: 10"},
+		},
+		{
+			name: "the seed's order whatever the caller's", level: "info",
+			log:  func(l *slog.Logger) { l.Info(EventBetsReceived, "agency", 3, "cantidad", 10, "result", "success") },
+			want: []string{"INFO     action: apuesta_recibida | result: success | cantidad: 10"},
+		},
+		{
+			name: "refused batch at ERROR, even logged as a warning", level: "info",
+			log: func(l *slog.Logger) {
+				l.Warn(EventBetsReceived, "result", "fail", "cantidad", 0, "reason", "invalid_bet", "err", "line 2: first name is empty")
+			},
+			want: []string{"ERROR    action: apuesta_recibida | result: fail | cantidad: 0"},
+		},
+		{
+			name: "refused batch logged at ERROR", level: "error",
+			log:  func(l *slog.Logger) { l.Error(EventBetsReceived, "result", "fail", "cantidad", 0) },
+			want: []string{"ERROR    action: apuesta_recibida | result: fail | cantidad: 0"},
+		},
+		{
+			name: "draw", level: "info",
+			log: func(l *slog.Logger) {
+				l.Info(EventDraw, "result", "success", "bets", 78697, "winners", 17, "took", time.Millisecond)
+			},
+			want: []string{"INFO     action: sorteo | result: success"},
+		},
+		{
+			name: "winners", level: "info",
+			log: func(l *slog.Logger) {
+				l.Info(EventWinners, "result", "success", "cant_ganadores", 2, "bets", 100, "batches", 1)
+			},
+			want: []string{"INFO     action: consulta_ganadores | result: success | cant_ganadores: 2"},
+		},
+		{
+			name: "keys inside a group are found", level: "info",
+			log:  func(l *slog.Logger) { l.WithGroup("batch").Info(EventBetsReceived, "result", "success", "cantidad", 5) },
+			want: []string{"INFO     action: apuesta_recibida | result: success | cantidad: 5"},
+		},
+		{
+			name: "the rest on a DEBUG detail line at DEBUG", level: "debug",
+			log: func(l *slog.Logger) {
+				l.With("component", "conn").Info(EventBetsReceived, "result", "success", "cantidad", 10, "agency", 3, "seq", 17)
+			},
+			want: []string{
+				"INFO     action: apuesta_recibida | result: success | cantidad: 10",
+				"DEBUG    action: detail | event: apuesta_recibida | component: conn | agency: 3 | seq: 17",
+			},
+		},
+		{
+			name: "no detail line when there is nothing more", level: "debug",
+			log:  func(l *slog.Logger) { l.Info(EventDraw, "result", "success") },
+			want: []string{"INFO     action: sorteo | result: success"},
+		},
+		{
+			name: "a missing key is left out", level: "info",
+			log:  func(l *slog.Logger) { l.Info(EventBetsReceived, "result", "success") },
+			want: []string{"INFO     action: apuesta_recibida | result: success"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			h := newSeedHandler(&buf, mustLevel(t, tt.level))
+			// A fixed time: a handler in front of the seed's sets it.
+			tt.log(slog.New(fixedTime{NewTraceHandler(h), when}))
+			var want string
+			for _, w := range tt.want {
+				want += stamp + w + "\n"
+			}
+			if got := buf.String(); got != want {
+				t.Errorf("got\n%s\nwant\n%s", got, want)
+			}
+		})
+	}
+}
+
+// TestSeedLinesParse: a parser anchored the way the seed's tooling is
+// matches every apuesta_recibida line, whatever attributes the records
+// carried, and there is exactly one per record.
+func TestSeedLinesParse(t *testing.T) {
+	re := regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (INFO |ERROR)    action: apuesta_recibida \| result: (success|fail) \| cantidad: [0-9]+$`)
+	for _, level := range []string{"info", "debug"} {
+		var buf bytes.Buffer
+		l, err := NewLogger(&buf, LogOptions{Format: FormatSeed, Level: level})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tracer, _ := newTestTracer(t)
+		ctx, span := tracer.Start(context.Background(), "central.batch")
+		for i := range 50 {
+			lg := l.With("component", "conn").WithGroup("batch")
+			if i%5 == 0 {
+				lg.WarnContext(ctx, EventBetsReceived, "result", "fail", "cantidad", i, "err", "line 2: bad", "seq", i)
+			} else {
+				lg.InfoContext(ctx, EventBetsReceived, "result", "success", "cantidad", i, "agency", 3, "seq", i)
+			}
+		}
+		span.End()
+		n := 0
+		for _, line := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
+			if !strings.Contains(line, "action: apuesta_recibida") {
+				continue
+			}
+			n++
+			if !re.MatchString(line) {
+				t.Errorf("LOG_FORMAT=seed at %s: line %q does not match %v", level, line, re)
+			}
+		}
+		if n != 50 {
+			t.Errorf("at %s: %d apuesta_recibida lines for 50 records", level, n)
+		}
+	}
+}
+
+func mustLevel(t *testing.T, s string) slog.Level {
+	t.Helper()
+	l, err := ParseLevel(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// fixedTime sets every record's time, so lines can be compared whole.
+type fixedTime struct {
+	slog.Handler
+	at time.Time
+}
+
+func (h fixedTime) Handle(ctx context.Context, r slog.Record) error {
+	r.Time = h.at
+	return h.Handler.Handle(ctx, r)
+}
+func (h fixedTime) WithAttrs(a []slog.Attr) slog.Handler {
+	return fixedTime{h.Handler.WithAttrs(a), h.at}
+}
+func (h fixedTime) WithGroup(g string) slog.Handler { return fixedTime{h.Handler.WithGroup(g), h.at} }

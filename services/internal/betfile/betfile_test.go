@@ -237,8 +237,8 @@ func TestAppendLine(t *testing.T) {
 			"Santiago Lionel,Lorca,30904465,1999-03-17,2201\r\n"},
 		{lottery.Bet{Agency: 1, FirstName: "Ñandú", LastName: "Pérez", Document: "123", Birthdate: "2000-02-29", Number: 7574},
 			"Ñandú,Pérez,123,2000-02-29,7574\r\n"},
-		{lottery.Bet{Agency: 1, FirstName: "A", LastName: "B", Document: "0", Birthdate: "0001-01-01", Number: 0},
-			"A,B,0,0001-01-01,0\r\n"},
+		{lottery.Bet{Agency: 1, FirstName: "A", LastName: "B", Document: "1", Birthdate: "1900-01-01", Number: 0},
+			"A,B,1,1900-01-01,0\r\n"},
 	}
 	var file []byte
 	var bets []lottery.Bet

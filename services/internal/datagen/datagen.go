@@ -246,7 +246,7 @@ func splitmix64(x uint64) uint64 {
 
 // AppendCSV appends b as one dataset line, "nombre,apellido,documento,
 // nacimiento,numero\r\n", to dst. It does not validate b: pass bets that
-// satisfy Bet.Validate (every generated bet does) or the line may not parse.
+// satisfy lottery.Rules (every generated bet does) or the line may not parse.
 func AppendCSV(dst []byte, b lottery.Bet) []byte { return betfile.AppendLine(dst, b) }
 
 // Write writes the first n bets of the sequence of opts to w in the dataset

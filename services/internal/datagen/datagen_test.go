@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/loteria/loteria/services/internal/lottery"
@@ -116,10 +117,17 @@ func TestTables(t *testing.T) {
 	for _, list := range [][]string{maleNames, femaleNames, surnames} {
 		seen := map[string]bool{}
 		for _, name := range list {
-			if err := lottery.ValidateName("name", name); err != nil || strings.Contains(name, " ") || seen[name] {
+			if err := lottery.ValidateName(lottery.FieldLastName, name); err != nil || strings.Contains(name, " ") || seen[name] {
 				t.Errorf("bad or repeated name %q (%v)", name, err)
 			}
 			seen[name] = true
+		}
+	}
+	// Every given name the generator can write (one or two names) passes
+	// the lottery's rules, the longest included.
+	for _, name := range tb.given {
+		if err := lottery.ValidateName(lottery.FieldFirstName, name); err != nil {
+			t.Errorf("given name %q: %v", name, err)
 		}
 	}
 	for g, gn := range tb.gender {
@@ -148,9 +156,12 @@ func TestBetsValid(t *testing.T) {
 		{Seed: math.MaxUint64, Agency: 1 << 20, WinnerRatio: -1},
 	} {
 		g := New(opts)
+		// Judged on the first day every generated birthdate is in the past,
+		// so the test holds on any later day.
+		rules := lottery.NewRules(time.Date(lastBirthYear+1, time.January, 1, 0, 0, 0, 0, time.UTC))
 		for i := range 20_000 {
 			b := g.Next()
-			if err := b.Validate(); err != nil {
+			if err := rules.Validate(b); err != nil {
 				t.Fatalf("%+v bet %d %+v: %v", opts, i, b, err)
 			}
 			if b.Agency != opts.Agency {

@@ -113,15 +113,15 @@ var nl = []byte{'\n'}
 func parseHeaderLine(line []byte, h *BatchHeader) error {
 	agency, rest, ok := bytes.Cut(line, semi)
 	if !ok {
-		return batchErr(1, "header %q is not <agency>;<bets>", clip(line))
+		return batchErr(1, "header line (%d bytes) has no ';': want <agency>;<bets>", len(line))
 	}
 	count, rest, hasExt := bytes.Cut(rest, semi)
 	var err error
 	if h.Agency, err = decimal(agency, 9); err != nil {
-		return batchErr(1, "agency %q is not a number", clip(agency))
+		return batchErr(1, "agency is not a number: %s", describeDecimal(agency, 9))
 	}
 	if h.Count, err = decimal(count, 9); err != nil {
-		return batchErr(1, "bet count %q is not a number", clip(count))
+		return batchErr(1, "bet count is not a number: %s", describeDecimal(count, 9))
 	}
 	for hasExt {
 		var kv []byte
@@ -131,7 +131,7 @@ func parseHeaderLine(line []byte, h *BatchHeader) error {
 		case ExtSeq:
 			seq, err := strconv.ParseUint(string(v), 10, 64)
 			if err != nil {
-				return batchErr(1, "extension seq=%q is not a number", clip(v))
+				return batchErr(1, "extension seq is not a number: %s", describeDecimal(v, 20))
 			}
 			h.Seq = seq
 		case ExtTraceparent:
@@ -142,13 +142,13 @@ func parseHeaderLine(line []byte, h *BatchHeader) error {
 		case ExtFrom:
 			from, err := decimal(v, 15)
 			if err != nil {
-				return batchErr(1, "extension from=%q is not a bet index", clip(v))
+				return batchErr(1, "extension from is not a bet index: %s", describeDecimal(v, 15))
 			}
 			h.From, h.HasFrom = int64(from), true
 		case ExtRound:
 			r, err := decimal(v, 9)
 			if err != nil {
-				return batchErr(1, "extension round=%q is not a round number", clip(v))
+				return batchErr(1, "extension round is not a round number: %s", describeDecimal(v, 9))
 			}
 			h.Round = r
 		}
@@ -199,6 +199,24 @@ func decimal(b []byte, maxDigits int) (int, error) {
 		n = n*10 + int(c-'0')
 	}
 	return n, nil
+}
+
+// describeDecimal says why b is not 1..maxDigits ASCII digits without
+// quoting it: the bytes come from the network and, in a malformed batch,
+// may be a bet's personal data.
+func describeDecimal(b []byte, maxDigits int) string {
+	if len(b) == 0 {
+		return "it is empty"
+	}
+	for i, c := range b {
+		if c < '0' || c > '9' {
+			return "byte " + strconv.Itoa(i+1) + " of " + strconv.Itoa(len(b)) + " is not a digit 0-9"
+		}
+	}
+	if len(b) > maxDigits {
+		return strconv.Itoa(len(b)) + " digits, at most " + strconv.Itoa(maxDigits)
+	}
+	return "out of range"
 }
 
 // clip shortens what an error quotes from the network.

@@ -2,6 +2,7 @@ package wire_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/loteria/loteria/services/internal/datagen"
 	"github.com/loteria/loteria/services/internal/lottery"
@@ -49,8 +50,8 @@ func BenchmarkParseBatch(b *testing.B) {
 }
 
 // validate is what the central does per bet (services/central/conn.go).
-func validate(f wire.BetFields) (int, error) {
-	return lottery.ValidateFields(f[wire.FieldFirstName], f[wire.FieldLastName],
+func validate(rules lottery.Rules, f wire.BetFields) (int, error) {
+	return rules.ValidateFields(f[wire.FieldFirstName], f[wire.FieldLastName],
 		f[wire.FieldDocument], f[wire.FieldBirthdate], f[wire.FieldNumber])
 }
 
@@ -59,9 +60,10 @@ func parseAndValidate(tb testing.TB, payload []byte, dst []wire.BetFields, rows 
 	if err != nil {
 		tb.Fatal(err)
 	}
+	rules := lottery.NewRules(time.Now()) // once per batch, as the central should
 	rows = rows[:0]
 	for _, f := range bets {
-		n, err := validate(f)
+		n, err := validate(rules, f)
 		if err != nil {
 			tb.Fatal(err)
 		}

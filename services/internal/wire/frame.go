@@ -35,9 +35,11 @@ func ParseHeader(h []byte) (int, error) {
 		return 0, fmt.Errorf("%w: %d bytes", ErrBadHeader, len(h))
 	}
 	n := 0
-	for _, c := range h {
+	for i, c := range h {
 		if c < '0' || c > '9' {
-			return 0, fmt.Errorf("%w: %q", ErrBadHeader, h)
+			// Not quoted: out of step with the frames, these bytes may be
+			// the middle of a bet line (a name is personal data).
+			return 0, fmt.Errorf("%w: byte %d is not a digit", ErrBadHeader, i+1)
 		}
 		n = n*10 + int(c-'0')
 	}

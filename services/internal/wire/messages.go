@@ -95,7 +95,8 @@ func ParseAck(p []byte) error {
 	case bytes.HasPrefix(p, []byte(ackErrPrefix)):
 		return parseAckError(p[len(ackErrPrefix):])
 	}
-	return fmt.Errorf("unexpected ack %q", clip(p))
+	// Not quoted: out of step, the payload may be a winners list (DNIs).
+	return fmt.Errorf("unexpected ack: %d bytes that start with neither %q nor %q", len(p), "success;", ackErrPrefix)
 }
 
 func parseAckError(msg []byte) *AckError {
@@ -145,14 +146,15 @@ func parseWinnerList(p []byte) ([]string, error) {
 	case s == "":
 		return nil, errors.New("empty winners message")
 	}
+	// Errors say which DNI and byte, never the DNI: it is personal data.
 	dnis := strings.Split(s, ";")
-	for _, d := range dnis {
+	for k, d := range dnis {
 		if d == "" {
-			return nil, fmt.Errorf("winners message %q has an empty DNI", clip(p))
+			return nil, fmt.Errorf("winners message has an empty DNI (number %d of %d)", k+1, len(dnis))
 		}
 		for i := 0; i < len(d); i++ {
 			if d[i] < '0' || d[i] > '9' {
-				return nil, fmt.Errorf("winners message has a DNI that is not decimal: %q", clip([]byte(d)))
+				return nil, fmt.Errorf("winners message has a DNI that is not decimal (number %d of %d, byte %d)", k+1, len(dnis), i+1)
 			}
 		}
 	}

@@ -146,7 +146,7 @@ func ParseWelcome(p []byte) (Welcome, error) {
 		return w, parseAckError(p[len(ackErrPrefix):])
 	}
 	if !bytes.HasPrefix(p, []byte(welcomePrefix)) {
-		return w, fmt.Errorf("unexpected answer to HELLO %q", clip(p))
+		return w, fmt.Errorf("unexpected answer to HELLO: %d bytes that start with neither %q nor %q", len(p), welcomePrefix, ackErrPrefix)
 	}
 	err := eachKV(p[len(welcomePrefix):], func(k string, v []byte) error {
 		var err error
