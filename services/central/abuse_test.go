@@ -82,7 +82,7 @@ func TestInvalidBatchesStoreNothing(t *testing.T) {
 		{"document not decimal", "1;2\n" + good + "Ana;Pérez;12a;1990-01-01;5\n", "line 3"},
 		{"number not decimal", "1;2\n" + good + "Ana;Pérez;1;1990-01-01;x\n", "line 3"},
 		{"number over 9999", "1;2\n" + good + "Ana;Pérez;1;1990-01-01;10000\n", "line 3"},
-		{"no such day", "1;2\n" + good + "Ana;Pérez;1;1999-02-30;5\n", `line 3: bad date "1999-02-30"`},
+		{"no such day", "1;2\n" + good + "Ana;Pérez;1;1999-02-30;5\n", "line 3: birthdate is not a real date"},
 		{"not a date", "1;2\n" + good + "Ana;Pérez;1;30/01/1990;5\n", "line 3"},
 		{"agency out of range", "7;1\n" + good, "agency 7"},
 		{"agency zero", "0;1\n" + good, "agency 0"},

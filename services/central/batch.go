@@ -97,6 +97,7 @@ func (c *conn) batch(ctx context.Context, payload []byte) (pb *pendingBatch, clo
 	if pb.span.IsRecording() {
 		_, vspan = s.tracer.Start(pb.ctx, "central.validate")
 	}
+	rules := s.rules.rules()
 	var winners []string
 	var f wire.BetFields
 	var bad error
@@ -109,7 +110,8 @@ func (c *conn) batch(ctx context.Context, payload []byte) (pb *pendingBatch, clo
 		if !ok {
 			break
 		}
-		n, err := s.rules.validate(f)
+		n, err := rules.ValidateFields(f[wire.FieldFirstName], f[wire.FieldLastName],
+			f[wire.FieldDocument], f[wire.FieldBirthdate], f[wire.FieldNumber])
 		if err != nil {
 			bad = fmt.Errorf("line %d: %w", bets.Line(), err)
 			break

@@ -497,6 +497,7 @@ func (s *Server) shutdown(ln *Listeners) error {
 		<-done
 	}
 	s.rounds.stopAll()
+	s.warn.Flush(context.Background())
 	s.log.Info("closed", "resource", "connections")
 	if err := s.led.Failed(); err != nil {
 		return fmt.Errorf("the store failed during the run: %w", err)

@@ -73,7 +73,8 @@ func serve(ctx context.Context, cfg *central.ProgramConfig, log *slog.Logger) (e
 	}
 	defer ln.Close()
 
-	tp, err := observability.NewTracerProvider(ctx, "loteria-central")
+	reg := observability.NewRegistry("central")
+	tp, err := observability.NewTracerProviderWith(ctx, observability.TracerOptions{Service: "loteria-central", Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -86,7 +87,6 @@ func serve(ctx context.Context, cfg *central.ProgramConfig, log *slog.Logger) (e
 			log.Info("closed", "resource", "tracer")
 		}
 	}()
-	reg := observability.NewRegistry("central")
 
 	// The metrics server comes up before the store, answering /readyz 503
 	// while the store recovers.
