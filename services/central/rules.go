@@ -22,4 +22,6 @@ func (r *rulesClock) rules() lottery.Rules { return lottery.NewRules(r.now()) }
 // warnings rate-limits the central's repeated warnings.
 type warnings = observability.Limiter
 
-func newWarnings(log *slog.Logger) *warnings { return observability.NewLimiter(log, 10*time.Second, nil) }
+func newWarnings(log *slog.Logger) *warnings {
+	return observability.NewLimiter(log, 10*time.Second, nil)
+}
