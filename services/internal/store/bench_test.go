@@ -210,3 +210,59 @@ func BenchmarkBigStore(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSubmitDiscard prices the path caller → queue → writer →
+// receipt without I/O (Discard): what the hand-off costs a batch of 10
+// bets, alone and with 64 appenders.
+func BenchmarkSubmitDiscard(b *testing.B) {
+	const bets = 10
+	batch := make([]ledger.Bet, bets)
+	for i := range batch {
+		batch[i] = testBet(1, int64(i))
+	}
+	for _, appenders := range []int{1, 64} {
+		b.Run(fmt.Sprintf("appenders=%d", appenders), func(b *testing.B) {
+			s, err := Open(filepath.Join(b.TempDir(), "bets.csv"), Options{Discard: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			b.ReportAllocs()
+			var wg sync.WaitGroup
+			next := make(chan struct{}, appenders)
+			go func() {
+				for range b.N {
+					next <- struct{}{}
+				}
+				close(next)
+			}()
+			for a := range appenders {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					from := int64(0)
+					for range next {
+						bt, err := s.Begin(a+1, from, bets)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						for _, bet := range batch {
+							bt.Add(bet)
+						}
+						r, err := bt.Submit()
+						if err == nil {
+							err = r.Wait()
+						}
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						from += bets
+					}
+				}()
+			}
+			wg.Wait()
+		})
+	}
+}

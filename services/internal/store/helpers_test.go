@@ -54,7 +54,7 @@ type betID struct {
 
 // storedBets reads a bets file with encoding/csv (not the store's reader)
 // and checks every row is one of testBet's, returning them in order.
-func storedBets(t *testing.T, data []byte) []betID {
+func storedBets(t testing.TB, data []byte) []betID {
 	t.Helper()
 	r := csv.NewReader(bytes.NewReader(data))
 	r.FieldsPerRecord = 6

@@ -18,7 +18,7 @@ import (
 // keeps its own model of what each one means, to check a recovered store
 // against: the test's oracle, independent of the store's code.
 type workload struct {
-	t        *testing.T
+	t        testing.TB
 	rng      *rand.Rand
 	l        ledger.Ledger
 	agencies int
@@ -43,7 +43,7 @@ type wop struct {
 	rec      *ledger.Receipt
 }
 
-func newWorkload(t *testing.T, l ledger.Ledger, seed uint64, agencies int, wait bool) *workload {
+func newWorkload(t testing.TB, l ledger.Ledger, seed uint64, agencies int, wait bool) *workload {
 	return &workload{t: t, rng: rand.New(rand.NewPCG(seed, seed^0x10734)), l: l, agencies: agencies, wait: wait,
 		mark: map[int]int64{}, round: 1, owner: map[int][]*wop{}}
 }
