@@ -106,9 +106,10 @@ func (b *batch) Add(bet ledger.Bet) {
 // New implements ledger.Batch.
 func (b *batch) New() int { return b.n - b.skip }
 
-// Bytes implements ledger.Batch: the encoded rows so far.
+// Bytes implements ledger.Batch: the encoded rows so far (0 once the
+// batch is submitted: its rows are the writer's then).
 func (b *batch) Bytes() int {
-	if b.rows == nil {
+	if b.state != building || b.rows == nil {
 		return 0
 	}
 	return len(*b.rows)

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os/exec"
 	"path/filepath"
@@ -208,17 +209,33 @@ func TestPowerLossCatchesMissingFsync(t *testing.T) {
 		testenv.Unavailable(t, "no go command to build the nofsync variant: %v", err)
 	}
 	dir, _ := filepath.Abs(".")
-	cmd := exec.Command(gobin, "test", "-tags", "loteria_nofsync", "-count=1", "-run", "^TestPowerLoss$", ".")
+	cmd := exec.Command(gobin, "test", "-tags", "loteria_nofsync", "-count=1", "-v", "-run", "^(TestPowerLoss|TestNoFsyncWarns)$", ".")
 	cmd.Dir = dir
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
-	t.Logf("go test -tags loteria_nofsync -run ^TestPowerLoss$: %v after %s", err, time.Since(start).Round(time.Millisecond))
+	t.Logf("go test -tags loteria_nofsync -run ^(TestPowerLoss|TestNoFsyncWarns)$: %v after %s", err, time.Since(start).Round(time.Millisecond))
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || !strings.Contains(string(out), "--- FAIL: TestPowerLoss") {
 		t.Fatalf("without fsync the power-loss test must fail, and it did not (%v):\n%s", err, out)
 	}
+	if !strings.Contains(string(out), "--- PASS: TestNoFsyncWarns") {
+		t.Fatalf("the nofsync build does not warn at open:\n%s", out)
+	}
 	if i := strings.Index(string(out), "--- FAIL: TestPowerLoss"); i >= 0 {
 		t.Logf("it failed as it must:\n%s", firstLines(string(out[i:]), 4))
+	}
+}
+
+// TestNoFsyncWarns: a store built without fsync says so, loudly, at open.
+func TestNoFsyncWarns(t *testing.T) {
+	if !noFsync {
+		t.Skip("only for the nofsync build")
+	}
+	var logs syncBuffer
+	s := openT(t, memPath, Options{FS: faultfs.New(), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	closeT(t, s)
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "NEVER SYNCS") {
+		t.Fatalf("no warning at open:\n%s", logs.String())
 	}
 }
 
