@@ -60,9 +60,9 @@ func specHeader(round uint32, maxGroup uint32) []byte {
 }
 
 const (
-	recBatches   = 8 // one commit each
+	recBatches   = 40 // one commit each
 	recBatchBets = 5
-	recBound     = 1024 // MaxGroupBytes: what recovery may quarantine
+	recBound     = 1024 // MaxGroupBytes: with 4096 of slack, what recovery may quarantine
 )
 
 // base writes a store of recBatches commits of agency 1 and returns its
@@ -146,6 +146,7 @@ func TestRecoveryRefuses(t *testing.T) {
 			"bets.csv":         flip(b.data, len(b.data)-3),
 			"bets.csv.journal": append(bytes.Clone(b.journal), specHeader(1, recBound)...),
 		}, "changed outside loteria"},
+		{"tail one byte past the bound", map[string][]byte{"bets.csv": append(bytes.Clone(b.data), bytes.Repeat([]byte("x"), recBound+4096+1)...), "bets.csv.journal": b.journal}, "older"},
 		{"legacy store", map[string][]byte{"bets.csv": b.data, "bets.csv.commits": make([]byte, 12)}, "mv "},
 		{"seed-written file", map[string][]byte{"bets.csv": b.data}, "no journal"},
 		{"journal of another kind", map[string][]byte{"bets.csv": b.data, "bets.csv.journal": []byte("LOTJRNL0" + string(b.journal[8:]))}, "not a loteria journal"},
@@ -205,6 +206,7 @@ func TestRecoveryRepairs(t *testing.T) {
 		tc{"both files torn", b.data[:cut+9], b.journal[:last.off+5], recBatches - 1, b.data[cut : cut+9]},
 		tc{"garbage after the last record", b.data, append(bytes.Clone(b.journal), 0, 0, 0, 0, 0, 0), recBatches, nil},
 		tc{"quarantine within the bound", append(bytes.Clone(b.data), partial...), b.journal, recBatches, partial},
+		tc{"quarantine of a tail at the bound", append(bytes.Clone(b.data), bytes.Repeat([]byte("x"), recBound+4096)...), b.journal, recBatches, bytes.Repeat([]byte("x"), recBound+4096)},
 		tc{"intact", b.data, b.journal, recBatches, nil},
 		tc{"intact, reopened before", b.data, append(bytes.Clone(b.journal), specHeader(1, recBound)...), recBatches, nil},
 		tc{"torn HEADER of an open", b.data, append(bytes.Clone(b.journal), specHeader(1, recBound)[:9]...), recBatches, nil},
