@@ -24,6 +24,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(lockHelper())
 	}
+	if os.Getenv(killEnv) != "" {
+		os.Exit(killHelper())
+	}
 	goleak.VerifyTestMain(m)
 }
 
