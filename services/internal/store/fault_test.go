@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -137,6 +139,12 @@ func TestPowerLoss(t *testing.T) {
 	iterations := 600
 	if testing.Short() {
 		iterations = 20
+	}
+	if v := os.Getenv("LOTERIA_POWERLOSS_RUNS"); v != "" { // a longer soak
+		var err error
+		if iterations, err = strconv.Atoi(v); err != nil {
+			t.Fatalf("LOTERIA_POWERLOSS_RUNS=%q: %v", v, err)
+		}
 	}
 	var midRun, recrashed, quarantined, acked, lost int
 	defer func() {
