@@ -130,7 +130,7 @@ type Ledger interface {
 
 	// Failed is nil while the ledger works; after the first write or sync
 	// failure it is that failure, for good (fail-stop): every later
-	// operation fails with an error wrapping ErrFailed.
+	// operation (Scan too) fails with an error wrapping ErrFailed.
 	Failed() error
 
 	// Close waits for what is queued and releases the ledger. It does
@@ -150,13 +150,16 @@ type Batch interface {
 	Bytes() int
 	// Submit queues the batch; its receipt completes once every new bet
 	// is durable. A batch wholly below the mark completes once the copy
-	// already queued is durable, and stores nothing.
+	// already queued is durable, and stores nothing. All n bets announced
+	// at Begin must have been added (those below the mark too); otherwise
+	// Submit fails and stores nothing.
 	Submit() (*Receipt, error)
 	// Reject records that the central refused the batch (a bet failed
 	// validation): nothing of it is stored and the mark moves past it,
 	// so the agency's later batches still fit.
 	Reject() (*Receipt, error)
-	// Discard drops the batch, recording nothing.
+	// Discard drops the batch, recording nothing. After Submit or Reject
+	// (even a failed one) it does nothing.
 	Discard()
 }
 
@@ -181,7 +184,9 @@ type Recovery struct {
 	Round int
 	// Rounds are the closed rounds, oldest first (Rounds[i].Round == i+1).
 	Rounds []ClosedRound
-	// Ends are the ENDs recorded in the open round.
+	// Ends are the ENDs recorded in the open round, one per agency (a
+	// second END of an agency in a round replaces its first), in the order
+	// of their first; anonymous ENDs (agency 0) are each kept.
 	Ends []End
 	// Agencies holds every agency the ledger has heard of.
 	Agencies map[int]AgencyState
@@ -202,7 +207,7 @@ type ClosedRound struct {
 	Start  int64 // data offset of its first bet
 	Cut    int64 // data offset past its last bet
 	Bets   int64
-	Ends   []End
+	Ends   []End // as Recovery.Ends
 	Draw   *Draw // nil until the draw is recorded
 }
 
@@ -213,7 +218,7 @@ type Receipt struct {
 	err  error
 
 	// Round is the round the entry was recorded in (for CloseRound: the
-	// round closed).
+	// round closed; for RecordDraw: the round open when it was queued).
 	Round int
 	// Pos is where the batch's rows start in the data (batches stored
 	// later have larger positions); for CloseRound, the cut.
@@ -226,7 +231,7 @@ type Receipt struct {
 
 // GroupInfo describes one group commit.
 type GroupInfo struct {
-	Seq     uint64 // commit number since open, from 1
+	Seq     uint64 // commit number since open, from 1 (an entry that needed no write, such as a resend wholly below the mark: the last commit's, 0 if none)
 	Batches int    // batches made durable together
 	Bytes   int    // data bytes written
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"errors"
 	"fmt"
+	"math/bits"
+	"sync"
 
 	"github.com/loteria/loteria/services/internal/ledger"
 )
@@ -85,7 +87,7 @@ func (s *Store) Begin(agency int, from int64, n int) (ledger.Batch, error) {
 	}
 	b := &batch{s: s, from: from, n: n, skip: int(min(int64(n), mark-from)), base: mark}
 	b.agency = agency
-	b.rows = s.getBuf()
+	b.rows = s.getBuf(n - b.skip)
 	return b, nil
 }
 
@@ -106,9 +108,10 @@ func (b *batch) Add(bet ledger.Bet) {
 // New implements ledger.Batch.
 func (b *batch) New() int { return b.n - b.skip }
 
-// Bytes implements ledger.Batch: the encoded rows so far.
+// Bytes implements ledger.Batch: the encoded rows so far (0 once the
+// batch is submitted: its rows are the writer's then).
 func (b *batch) Bytes() int {
-	if b.rows == nil {
+	if b.state != building || b.rows == nil {
 		return 0
 	}
 	return len(*b.rows)
@@ -208,23 +211,40 @@ func (b *batch) drop() {
 	}
 }
 
-// Batch buffers: pooled per store; large ones are left to the GC.
+// Batch buffers are pooled per store in power-of-two size classes from
+// 1 KiB to 1 MiB, so that a small batch never holds a buffer a large one
+// grew (memory in flight is what the central budgets). Begin picks the
+// class from the batch's bet count; a buffer returns to the class of its
+// capacity; larger ones are left to the GC.
 const (
-	bufInitial = 16 << 10
-	bufPooled  = 1 << 20
+	minBufShift = 10 // 1 KiB
+	maxBufShift = 20 // 1 MiB
+	rowEstimate = 64 // bytes a row usually takes at most
 )
 
-func (s *Store) getBuf() *[]byte {
-	if p, ok := s.bufs.Get().(*[]byte); ok {
+type bufPools [maxBufShift - minBufShift + 1]sync.Pool
+
+func (s *Store) getBuf(bets int) *[]byte {
+	c := 0
+	for c < len(s.bufs)-1 && 1<<(minBufShift+c) < bets*rowEstimate {
+		c++
+	}
+	if p, ok := s.bufs[c].Get().(*[]byte); ok {
 		*p = (*p)[:0]
 		return p
 	}
-	b := make([]byte, 0, bufInitial)
+	b := make([]byte, 0, 1<<(minBufShift+c))
 	return &b
 }
 
 func (s *Store) putBuf(p *[]byte) {
-	if p != nil && cap(*p) <= bufPooled {
-		s.bufs.Put(p)
+	if p == nil {
+		return
 	}
+	n := cap(*p)
+	if n < 1<<minBufShift || n > 1<<maxBufShift {
+		return
+	}
+	c := bits.Len(uint(n)) - 1 - minBufShift // the largest class it fills
+	s.bufs[c].Put(p)
 }

@@ -24,6 +24,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(lockHelper())
 	}
+	if os.Getenv(killEnv) != "" {
+		os.Exit(killHelper())
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -54,7 +57,7 @@ type betID struct {
 
 // storedBets reads a bets file with encoding/csv (not the store's reader)
 // and checks every row is one of testBet's, returning them in order.
-func storedBets(t *testing.T, data []byte) []betID {
+func storedBets(t testing.TB, data []byte) []betID {
 	t.Helper()
 	r := csv.NewReader(bytes.NewReader(data))
 	r.FieldsPerRecord = 6

@@ -315,27 +315,25 @@ type journalReader struct {
 
 const readChunk = 1 << 20
 
-// window returns the bytes from off on that are in memory, reading up to
-// need of them (fewer at the end of the file).
+// window returns the bytes from off on that are in memory, reading so
+// that at least need of them are (fewer at the end of the file). It holds
+// at most max(need, readChunk) bytes, and no more than the file has left.
 func (r *journalReader) window(off int64, need int) ([]byte, error) {
-	if off < r.boff || off > r.boff+int64(len(r.buf)) {
-		r.buf, r.boff = r.buf[:0], off
+	end := r.boff + int64(len(r.buf))
+	if off < r.boff || off > end {
+		r.buf, r.boff, end = nil, off, off
 	}
-	have := r.boff + int64(len(r.buf)) - off
-	if have < int64(need) && r.boff+int64(len(r.buf)) < r.size {
-		// Keep what is from off on, read more after it.
-		keep := r.buf[off-r.boff:]
-		nb := make([]byte, len(keep), max(need, readChunk)+len(keep))
-		copy(nb, keep)
-		r.buf, r.boff = nb, off
-		want := min(int64(cap(nb)-len(nb)), r.size-(off+int64(len(nb))))
-		n, err := r.f.ReadAt(nb[len(nb):len(nb)+int(want)], off+int64(len(nb)))
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, err
-		}
-		r.buf = nb[:len(nb)+n]
+	if end-off >= int64(need) || end >= r.size {
+		return r.buf[off-r.boff:], nil
 	}
-	return r.buf[off-r.boff:], nil
+	nb := make([]byte, min(int64(max(need, readChunk)), r.size-off))
+	k := copy(nb, r.buf[off-r.boff:])
+	n, err := r.f.ReadAt(nb[k:], off+int64(k))
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	r.buf, r.boff = nb[:k+n], off
+	return r.buf, nil
 }
 
 // next decodes the record at r.off into rec. ok is false at the first

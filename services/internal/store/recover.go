@@ -24,6 +24,10 @@ func legacyPath(path string) string  { return path + ".commits" }
 // data to.
 const quarantineTime = "20060102T150405.000000000Z"
 
+// tornSlack is how far past one group's bytes a torn write may leave a
+// file: one file-system block (a tail of zeros or garbage to its end).
+const tornSlack = 4096
+
 // File modes: bets are personal data.
 const (
 	fileMode = 0o600
@@ -68,7 +72,7 @@ type plan struct {
 	dropped     uint64
 	droppedWhy  string
 	torn        int64 // bytes of torn journal tail
-	bound       int64 // the last run's group bound
+	bound       int64 // what recovery may quarantine: the last run's group bound plus tornSlack
 }
 
 // tail is the data bytes past the kept commit: quarantined.
@@ -168,7 +172,7 @@ func analyse(fsy fsys.FS, path string) (*plan, error) {
 	if records == 0 {
 		return nil, refuse(fmt.Sprintf("%s.journal holds no whole record (its HEADER is missing)", base), aside)
 	}
-	p.bound = int64(hdr.maxGroupBytes)
+	p.bound = int64(hdr.maxGroupBytes) + tornSlack
 	p.journalKeep = r.off
 	if rest := p.journalSize - r.off; rest > 0 {
 		// What follows the last good record is a torn last write when it

@@ -22,6 +22,7 @@ type state struct {
 	roundStart int64 // data offset where the open round starts
 	size       int64 // data bytes committed
 	seq        uint64
+	seen       map[uint32]bool // scratch for check
 }
 
 func newState() *state {
@@ -126,7 +127,11 @@ func (st *state) check(c *commit) error {
 	case int(c.round) != st.round:
 		return fmt.Errorf("commit %d is in round %d while round %d is open", c.seq, c.round, st.round)
 	}
-	marks := map[uint32]bool{}
+	if st.seen == nil {
+		st.seen = map[uint32]bool{}
+	}
+	marks := st.seen
+	clear(marks)
 	for i := range c.entries {
 		e := &c.entries[i]
 		switch e.kind {

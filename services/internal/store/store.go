@@ -103,7 +103,7 @@ type Store struct {
 	disk    int64        // bytes really in the bets file (Discard: as opened)
 	jsize   int64        // bytes in the journal
 
-	bufs sync.Pool // *[]byte row buffers of batches
+	bufs bufPools // *[]byte row buffers of batches
 
 	syncReq chan fsys.File
 	syncRes chan error

@@ -460,3 +460,23 @@ func TestDiscard(t *testing.T) {
 		t.Fatalf("discarding store wrote its bets file: %v %v", st.Size(), err)
 	}
 }
+
+// TestBatchBuffersBySize: a small batch gets a small buffer even after
+// large batches went through the store.
+func TestBatchBuffersBySize(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "bets.csv"), Options{Discard: true})
+	defer closeT(t, s)
+	from := int64(0)
+	for range 20 {
+		must(t)(submit(s, 1, from, from, 5000))
+		from += 5000
+	}
+	b, err := s.Begin(1, from, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Discard()
+	if c := cap(*b.(*batch).rows); c > 1024 {
+		t.Fatalf("a batch of 10 bets holds a buffer of %d bytes after batches of 5,000", c)
+	}
+}

@@ -102,6 +102,11 @@ type FS struct {
 	calls  map[callKey]int
 	full   bool
 	dead   bool
+
+	ops     int // calls counted for CrashAt
+	crashAt int
+	crashR  *rand.Rand
+	crashed chan *FS
 }
 
 type callKey struct {
@@ -195,8 +200,25 @@ func (f *FS) Calls(op Op, name string) int {
 	return n
 }
 
+// CrashAt cuts the power at the n-th call from now (counting the calls
+// that faults can be injected into): that call and every later one fail
+// with ErrPowerLost, and the file system the cut leaves (see Crash) is
+// sent on the returned channel. n <= 0 disarms an earlier CrashAt.
+func (f *FS) CrashAt(n int, rng *rand.Rand) <-chan *FS {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ops, f.crashAt, f.crashR = 0, max(n, 0), rng
+	f.crashed = make(chan *FS, 1)
+	return f.crashed
+}
+
 // check counts a call and returns the fault it triggers, if any.
 func (f *FS) check(op Op, name string) (*fault, error) {
+	if f.crashAt > 0 && !f.dead {
+		if f.ops++; f.ops == f.crashAt {
+			f.crashed <- f.crash(f.crashR)
+		}
+	}
 	if f.dead {
 		return nil, &fs.PathError{Op: op.String(), Path: name, Err: ErrPowerLost}
 	}
@@ -235,7 +257,11 @@ func (f *FS) lookup(name string) (*dir, string, *node, error) {
 func (f *FS) OpenFile(name string, flag int, perm fs.FileMode) (fsys.File, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.open(name, flag, perm)
+	h, err := f.open(name, flag, perm)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return h, nil
 }
 
 func (f *FS) open(name string, flag int, perm fs.FileMode) (*File, error) {
@@ -399,6 +425,10 @@ func maps(m map[string]*node) map[string]*node {
 func (f *FS) Crash(rng *rand.Rand) *FS {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.crash(rng)
+}
+
+func (f *FS) crash(rng *rand.Rand) *FS {
 	f.dead = true
 	out := New()
 	names := make([]string, 0, len(f.dirs))

@@ -1,0 +1,77 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/loteria/loteria/services/internal/store/faultfs"
+)
+
+// FuzzRecovery opens stores whose journal and bets file are anything:
+// recovery must refuse (a RecoveryError, every file as it was) or open a
+// store whose state matches its files, and a second open must find
+// nothing more to repair. It never panics.
+func FuzzRecovery(f *testing.F) {
+	for _, seed := range []uint64{1, 2, 3} {
+		mem := faultfs.New()
+		s, err := Open(memPath, Options{FS: mem, MaxGroupBytes: 1024})
+		if err != nil {
+			f.Fatal(err)
+		}
+		w := newWorkload(f, s, seed, 2, true)
+		for range 12 {
+			w.step()
+		}
+		if err := s.Close(); err != nil {
+			f.Fatal(err)
+		}
+		j, _ := mem.ReadFile(journalPath(memPath))
+		d, _ := mem.ReadFile(memPath)
+		f.Add(j, d)
+		f.Add(j[:len(j)-3], d[:len(d)/2])
+	}
+	f.Fuzz(func(t *testing.T, journal, data []byte) {
+		mem := faultfs.New()
+		mem.WriteFile(journalPath(memPath), journal, 0o600)
+		mem.WriteFile(memPath, data, 0o600)
+		s, err := Open(memPath, Options{FS: mem, MaxGroupBytes: 1024})
+		if err != nil {
+			var re *RecoveryError
+			if !errors.As(err, &re) {
+				t.Fatalf("not a refusal: %v", err)
+			}
+			j, _ := mem.ReadFile(journalPath(memPath))
+			d, _ := mem.ReadFile(memPath)
+			if !bytes.Equal(j, journal) || !bytes.Equal(d, data) || len(mem.Files()) != 3 {
+				t.Fatalf("a refusal changed the store's files: %v", mem.Files())
+			}
+			return
+		}
+		rec := s.Recovered()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		d, _ := mem.ReadFile(memPath)
+		if rec.Bytes != int64(len(d)) {
+			t.Fatalf("recovered %d bytes, the bets file holds %d", rec.Bytes, len(d))
+		}
+		if rec.Quarantined != "" {
+			q, _ := mem.ReadFile(rec.Quarantined)
+			if !bytes.Equal(append(bytes.Clone(d), q...), data) {
+				t.Fatal("the bets file and its quarantine are not the bytes it held")
+			}
+		}
+		s, err = Open(memPath, Options{FS: mem, MaxGroupBytes: 1024})
+		if err != nil {
+			t.Fatalf("reopening a recovered store: %v", err)
+		}
+		again := s.Recovered()
+		s.Close()
+		rec.Quarantined, rec.QuarantinedBytes = "", 0
+		if !reflect.DeepEqual(again, rec) {
+			t.Fatalf("a second open recovered\n%+v\nafter\n%+v", again, rec)
+		}
+	})
+}
