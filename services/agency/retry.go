@@ -149,6 +149,7 @@ func (r *run) retry(ctx context.Context, what string, op func(context.Context) e
 		c.m.retries.Inc()
 		c.log.Warn("central unavailable, retrying", "what", what, "attempt", r.attempt, "in", d.Round(time.Millisecond),
 			"failing_for", failing.Round(time.Millisecond), "err", err)
+		r.afterFailure = true
 		if err := c.clock.Sleep(ctx, d); err != nil {
 			return stopped(ctx)
 		}

@@ -44,6 +44,7 @@ type run struct {
 	progress     uint64 // moves with every ack and winners
 	failingSince time.Time
 	attempt      int
+	afterFailure bool // the next WELCOME follows a failure (logged)
 
 	paceBase   int64     // the run's first stream index sent (-1 until then), for Deps.Pace
 	paceOrigin time.Time // Options.Rate: when the chunk's pacing started
@@ -277,7 +278,8 @@ func (r *run) open(ctx context.Context, round int) (*conn, wire.Welcome, error) 
 		// Stored, but their acks were lost with the connection.
 		r.confirm(w.Mark - r.acked)
 	}
-	if !r.first {
+	if r.afterFailure {
+		r.afterFailure = false
 		c.log.Info("reconnected: resuming at the central's mark", "mark", w.Mark, "round", w.Round, "ended", w.Ended)
 	}
 	r.acked = max(r.acked, w.Mark)
