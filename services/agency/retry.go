@@ -107,12 +107,13 @@ var errRedirect = errors.New("reconnect to ask for another round")
 
 // retry runs op until it succeeds, fails for good, or the agency has been
 // failing without progress for longer than the retry budget. Progress is
-// an ack or winners (r.progress moves), or, while waiting for a draw, a
-// connection that got as far as sending END.
+// an ack or winners (r.progress moves); while waiting for a draw, a
+// connection that got as far as sending END (r.waited moves) renews the
+// budget but keeps the backoff growing.
 func (r *run) retry(ctx context.Context, what string, op func(context.Context) error) error {
 	c := r.c
 	for {
-		before := r.progress
+		before, beforeWait := r.progress, r.waited
 		err := op(ctx)
 		if err == nil {
 			return nil
@@ -126,8 +127,14 @@ func (r *run) retry(ctx context.Context, what string, op func(context.Context) e
 		if !isRetryable(err) {
 			return err
 		}
-		if r.progress != before {
+		switch {
+		case r.progress != before:
 			r.failingSince, r.attempt = time.Time{}, 0
+		case r.waited != beforeWait:
+			// Back at the barrier: the budget starts afresh, the backoff
+			// does not (a central that takes END and drops the connection
+			// at once must not get a reconnect every RetryBase).
+			r.failingSince = time.Time{}
 		}
 		now := c.clock.Now()
 		if r.failingSince.IsZero() {

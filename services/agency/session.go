@@ -42,6 +42,7 @@ type run struct {
 	curRound int // the round of the connection (for progress lines)
 
 	progress     uint64 // moves with every ack and winners
+	waited       uint64 // moves with every END written
 	failingSince time.Time
 	attempt      int
 	afterFailure bool // the next WELCOME follows a failure (logged)

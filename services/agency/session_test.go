@@ -470,3 +470,34 @@ var (
 	_ = lottery.Bet{}
 	_ = wire.Version
 )
+
+// TestEndThenDropBacksOff: a central that takes END and drops the
+// connection every time renews the agency's budget (it is back at the
+// barrier) but not its backoff, which keeps growing until the winners
+// timeout ends the wait.
+func TestEndThenDropBacksOff(t *testing.T) {
+	fake := newFake(t, agencytest.Options{OnEnd: func(agencytest.Conn) agencytest.Action { return agencytest.Action{Close: true} }})
+	opts := testOptions(fake.Addr())
+	opts.RetryBase, opts.RetryMax, opts.RetryBudget = time.Millisecond, time.Hour, 10*time.Millisecond
+	opts.WinnersTimeout = 300 * time.Millisecond
+	h := newHarness(t, opts, Deps{})
+	_, err := h.run(t, NewBetsStream(genBets(19, 20)))
+	if err == nil || !strings.Contains(err.Error(), "winners timeout") {
+		t.Fatalf("err = %v, want the winners timeout (not the 10 ms budget)", err)
+	}
+	sleeps := h.clock.Sleeps()
+	if len(sleeps) < 5 {
+		t.Fatalf("only %d reconnects in 300 ms", len(sleeps))
+	}
+	b := backoff{base: time.Millisecond, max: time.Hour}
+	longest := time.Duration(0)
+	for i, d := range sleeps {
+		if d > b.bound(i) {
+			t.Fatalf("backoff %d = %v over its bound %v", i, d, b.bound(i))
+		}
+		longest = max(longest, d)
+	}
+	if longest <= time.Millisecond {
+		t.Errorf("backoffs %v never grew past the base", sleeps)
+	}
+}

@@ -56,12 +56,9 @@ func (r *run) readWinners(ctx context.Context, cn *conn, round int, exact bool, 
 		return fail(c.ioFail("send END", err))
 	}
 	c.m.bytesSent.Add(float64(len(endFrame)))
-	if c.opts.Protocol == ProtocolLoteria {
-		// Waiting at the barrier is not failing: a connection that got
-		// this far resets the retry budget (the winners' deadline bounds
-		// the wait).
-		r.progress++
-	}
+	// Waiting at the barrier is not failing: a connection that got this
+	// far renews the retry budget (the winners' deadline bounds the wait).
+	r.waited++
 
 	stopLog := r.logWhileWaiting(round, by)
 	cn.SetReadDeadline(by)
