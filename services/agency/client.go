@@ -1,47 +1,78 @@
 // Package agency is the agency client: it streams an agency's bets to the
-// central in batches, sends END and receives the agency's winners.
+// central in batches, round after round, sends END and receives the
+// agency's winners. In the loteria protocol it resumes by itself: every
+// connection opens with HELLO, the central's WELCOME says which bets it
+// already has (its mark), and after a lost connection or a retryable error
+// the client reconnects with backoff and sends from there.
 package agency
 
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"strconv"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/loteria/loteria/observability"
 	"github.com/loteria/loteria/services/internal/wire"
 )
 
 // Protocol modes.
 const (
-	ProtocolLoteria = "loteria" // the seed protocol plus our extensions
-	ProtocolSeed    = "seed"    // exactly the seed protocol, no extensions
+	ProtocolLoteria = "loteria" // the seed protocol plus our extensions and the session
+	ProtocolSeed    = "seed"    // exactly the seed protocol, no extensions: no resume
 )
 
-// Options configure one conversation with the central.
+// UntilStopped as Options.Rounds sends round after round until the
+// context ends.
+const UntilStopped = -1
+
+// DefaultServer is the default central address: the central's host name
+// inside Docker Compose.
+const DefaultServer = "server:12345"
+
+// Options configure an agency's conversation with the central.
 type Options struct {
-	Agency         int
-	Address        string
-	MaxBets        int // bets per batch at most
-	InFlight       int // batches sent before waiting for acks
-	Protocol       string
-	Timeout        time.Duration // dial, each write, each ack
-	WinnersTimeout time.Duration // END → winners
-	// DialAttempts is how many times to try connecting (default 1).
+	Agency   int
+	Address  string
+	MaxBets  int // bets per batch at most
+	InFlight int // batches sent before waiting for acks
+	Protocol string
+	// Timeout bounds the dial (TLS handshake included), each write, the
+	// WELCOME and each ack.
+	Timeout time.Duration
+	// WinnersTimeout bounds the wait for a round's winners, from its
+	// first END, across reconnects.
+	WinnersTimeout time.Duration
+	// Rounds is how many chunks of the stream to send, one per round
+	// (0 means 1; UntilStopped: until the context ends).
+	Rounds int
+	// Rate paces the bets to this many per second (0: as fast as the
+	// window allows). Deps.Pace, when set, takes its place.
+	Rate float64
+	// RetryBase and RetryMax shape the backoff between reconnects
+	// (defaults 100 ms and 10 s); RetryBudget is how long the agency may
+	// keep failing without progress before it gives up (default 5 min).
+	RetryBase, RetryMax, RetryBudget time.Duration
+	// DialAttempts, when positive, also gives up after that many
+	// attempts in a row without progress.
 	DialAttempts int
+	// TLS, when set, wraps every connection in TLS with this config; nil
+	// is plaintext TCP.
+	TLS *tls.Config
 	// MaxWinnersFrame bounds the winners message (default 64 MiB).
 	MaxWinnersFrame int
+	// ProgressInterval is how often a long run logs its progress
+	// (default 5 s); WaitLogInterval how often it says it is still
+	// waiting for a draw (default 30 s).
+	ProgressInterval, WaitLogInterval time.Duration
 }
 
 func (o *Options) defaults() error {
@@ -61,17 +92,44 @@ func (o *Options) defaults() error {
 	default:
 		return fmt.Errorf("protocol %q: want %q or %q", o.Protocol, ProtocolLoteria, ProtocolSeed)
 	}
+	switch {
+	case o.Rounds == 0:
+		o.Rounds = 1
+	case o.Rounds < 0 && o.Rounds != UntilStopped:
+		return fmt.Errorf("rounds %d: want 1 or more, or 0 for until stopped", o.Rounds)
+	}
+	if o.Rate < 0 {
+		return fmt.Errorf("rate %g bets/s: want 0 (off) or more", o.Rate)
+	}
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
 	}
 	if o.WinnersTimeout <= 0 {
 		o.WinnersTimeout = 10 * time.Minute
 	}
-	if o.DialAttempts < 1 {
-		o.DialAttempts = 1
+	if o.RetryBase <= 0 {
+		o.RetryBase = 100 * time.Millisecond
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = 10 * time.Second
+	}
+	if o.RetryMax < o.RetryBase {
+		return fmt.Errorf("retry max %s is below retry base %s", o.RetryMax, o.RetryBase)
+	}
+	if o.RetryBudget <= 0 {
+		o.RetryBudget = 5 * time.Minute
+	}
+	if o.DialAttempts < 0 {
+		o.DialAttempts = 0
 	}
 	if o.MaxWinnersFrame <= 0 {
 		o.MaxWinnersFrame = 64 << 20
+	}
+	if o.ProgressInterval <= 0 {
+		o.ProgressInterval = 5 * time.Second
+	}
+	if o.WaitLogInterval <= 0 {
+		o.WaitLogInterval = 30 * time.Second
 	}
 	return nil
 }
@@ -81,23 +139,50 @@ type Deps struct {
 	Logger  *slog.Logger // narrowed by the caller (the agency program adds agency=<id>)
 	Metrics *Metrics
 	Tracer  trace.Tracer
-	// OnAck, when set, is called for every ack with its latency: from the
-	// batch's write, or from when it was due when Pace is set.
+	// OnAck, when set, is called for every ack with its latency (from the
+	// batch's write, or from when it was due when paced) and the bets it
+	// newly confirmed (a resend's bets count once).
 	OnAck func(latency time.Duration, bets int)
 	// Pace, when set, is called before each batch is packed with the bets
-	// sent so far; it may block to hold a rate, and returns when the batch
-	// was due. Latency is then measured from that time, so a server that
-	// falls behind shows as latency rather than as less load (no
-	// coordinated omission).
+	// sent so far (the batch's first stream index minus the run's first);
+	// it may block to hold a rate, and returns when the batch was due.
+	// Latency is then measured from that time, so a server that falls
+	// behind shows as latency rather than as less load (no coordinated
+	// omission). A resent batch is due when it was first.
 	Pace func(ctx context.Context, sent int) (due time.Time, err error)
+	// OnWinners, when set, is called with each round's winners as they
+	// arrive, in round order.
+	OnWinners func(RoundWinners)
+	// Clock paces, backs off and measures the retry budget (nil: real
+	// time).
+	Clock Clock
+	// Rand draws the backoff's jitter (nil: math/rand/v2's random source).
+	Rand Rand
+}
+
+// RoundWinners are one round's winners of the agency.
+type RoundWinners struct {
+	Round   int      // the central's round number (in --protocol=seed: 1, 2, ... as sent)
+	Number  int      // the winning number, 0 when the central did not say
+	Winners []string // DNIs, in stored order; empty when none
 }
 
 // Result is what one run achieved.
 type Result struct {
+	// Winners are the last round's winners; Rounds every round's, in order.
 	Winners []string
-	Bets    int // bets acknowledged
-	Batches int // batches acknowledged
-	// BarrierWait is the time from sending END to receiving the winners.
+	Rounds  []RoundWinners
+	Bets    int // bets of this run the central confirmed as stored (each once)
+	Batches int // batches acknowledged (a resend counts again)
+	// Resumed is the central's mark when the run started: the bets it
+	// already had.
+	Resumed int64
+	// Rejected is how many of the agency's bets the central refused, this
+	// run and before it; RejectedBatches how many batches this run.
+	Rejected        int64
+	RejectedBatches int
+	// BarrierWait is the last round's time from its first END to its
+	// winners.
 	BarrierWait time.Duration
 }
 
@@ -110,14 +195,34 @@ type Error struct {
 func (e *Error) Error() string { return e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
 
+// ErrRejected is wrapped by the error of a run that finished but whose
+// bets the central partly refused.
+var ErrRejected = errors.New("the central refused some of the agency's bets")
+
+// RejectedError is returned with a complete Result when the central
+// refused bets (validation): they are in no draw.
+type RejectedError struct {
+	Bets    int64 // refused in all, as the central counts them
+	Batches int   // refused batches this run
+	Before  int64 // bets refused before this run started
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("%v: %d bets refused (%d %s in this run, %d bets before it); they are in no draw, see the warnings above for why",
+		ErrRejected, e.Bets, e.Batches, plural(e.Batches, "batch", "batches"), e.Before)
+}
+
+func (e *RejectedError) Unwrap() error { return ErrRejected }
+
 // Client talks to the central for one agency.
 type Client struct {
 	opts   Options
 	log    *slog.Logger
 	m      *Metrics
 	tracer trace.Tracer
-	onAck  func(time.Duration, int)
-	pace   func(context.Context, int) (time.Time, error)
+	deps   Deps
+	clock  Clock
+	rand   Rand
 }
 
 // NewClient checks opts and builds a client.
@@ -134,267 +239,134 @@ func NewClient(opts Options, deps Deps) (*Client, error) {
 	if deps.Tracer == nil {
 		deps.Tracer = noop.NewTracerProvider().Tracer("")
 	}
-	return &Client{opts: opts, log: deps.Logger, m: deps.Metrics, tracer: deps.Tracer, onAck: deps.OnAck, pace: deps.Pace}, nil
-}
-
-type inflight struct {
-	sent time.Time
-	bets int
-	seq  uint64
-	ctx  context.Context
-	span trace.Span
-}
-
-// Run sends every bet of src, then END, and returns the agency's winners.
-// It fails on the first error ack, lost connection or timeout; ctx's end
-// stops it at once and closes the connection.
-func (c *Client) Run(ctx context.Context, src Source) (Result, error) {
-	var res Result
-	conn, err := c.dial(ctx)
-	if err != nil {
-		return res, c.fail(reasonConnection, err)
+	c := &Client{opts: opts, log: deps.Logger, m: deps.Metrics, tracer: deps.Tracer, deps: deps, clock: deps.Clock, rand: deps.Rand}
+	if c.clock == nil {
+		c.clock = realClock{}
 	}
-	defer conn.Close()
-	// Closing the connection is how ctx interrupts a blocked read or write.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
+	if c.rand == nil {
+		c.rand = globalRand{}
+	}
+	return c, nil
+}
 
-	res, err = c.converse(ctx, conn, src)
+// Run sends the stream's chunks, one per round (Options.Rounds), each
+// followed by END and its winners, and returns what it achieved. In the
+// loteria protocol it resumes after every retryable failure until the
+// retry budget is spent; in the seed protocol the first failure after
+// connecting is final. A run whose bets the central partly refused returns
+// its complete Result with a *RejectedError. ctx's end stops it at once
+// and closes the connection.
+func (c *Client) Run(ctx context.Context, s Stream) (Result, error) {
+	var res Result
+	if err := validFingerprint(s.Fingerprint()); err != nil && c.opts.Protocol == ProtocolLoteria {
+		return res, err
+	}
+	if s.Len() < 0 && c.opts.Rounds != 1 {
+		return res, errors.New("a stream of unknown length has one round: --rounds must be 1")
+	}
+	r := newRun(c, s, &res)
+	var err error
+	if c.opts.Protocol == ProtocolSeed {
+		err = r.seed(ctx)
+	} else {
+		err = r.loteria(ctx)
+	}
 	if err != nil && ctx.Err() != nil {
-		return res, fmt.Errorf("stopped: %w", context.Cause(ctx))
+		err = stopped(ctx)
+	}
+	if err == nil {
+		if total := r.rejectedTotal(); total > 0 {
+			res.Rejected = total
+			err = &RejectedError{Bets: total, Batches: res.RejectedBatches, Before: r.rejectedBefore}
+		}
 	}
 	return res, err
 }
+
+// stopped is the error of a run ended by its context.
+func stopped(ctx context.Context) error { return fmt.Errorf("stopped: %w", context.Cause(ctx)) }
 
 func (c *Client) fail(reason string, err error) error {
 	c.m.errors.WithLabelValues(reason).Inc()
 	return &Error{Reason: reason, Err: err}
 }
 
-func (c *Client) dial(ctx context.Context) (net.Conn, error) {
-	d := net.Dialer{Timeout: c.opts.Timeout, KeepAlive: 30 * time.Second}
-	var err error
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		var conn net.Conn
-		conn, err = d.DialContext(ctx, "tcp", c.opts.Address)
-		if err == nil {
-			return conn, nil
-		}
-		if attempt >= c.opts.DialAttempts || ctx.Err() != nil {
-			break
-		}
-		c.m.retries.Inc()
-		c.log.Warn("connect failed, retrying", "address", c.opts.Address, "attempt", attempt, "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("connect to central %s: %w", c.opts.Address, ctx.Err())
-		case <-t.C:
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
-	return nil, fmt.Errorf("connect to central %s: %w", c.opts.Address, err)
+// conn is one connection to the central.
+type conn struct {
+	net.Conn
+	br   *bufio.Reader
+	stop func() bool
 }
 
-// traceparentTemplate has the length of every W3C traceparent we send, so
-// frames are sized before the batch's span exists.
-const traceparentTemplate = "00-00000000000000000000000000000000-0000000000000000-00"
+func (cn *conn) close() {
+	cn.stop()
+	cn.Conn.Close()
+}
 
-func (c *Client) converse(ctx context.Context, conn net.Conn, src Source) (Result, error) {
-	var res Result
-	br := bufio.NewReaderSize(conn, 4096)
-
-	// The window: a batch enters before it is written and leaves when its
-	// ack is read, so at most InFlight are unacknowledged. A reader
-	// goroutine takes acks as they come, so their latency is measured
-	// when they arrive, whatever the sender is doing.
-	window := make(chan inflight, c.opts.InFlight)
-	readerDone := make(chan error, 1)
-	go func() { readerDone <- c.readAcks(conn, br, window, &res) }()
-
-	sendErr := c.sendBatches(ctx, conn, src, window)
-	close(window)
-	ackErr := <-readerDone
-	if sendErr != nil || ackErr != nil {
-		// Whichever failed first is the cause; the other usually follows
-		// from the connection being closed.
-		if ackErr != nil && (sendErr == nil || !isConnClosed(ackErr)) {
-			return res, ackErr
+// dial connects once (TLS when configured). A refused or reset dial is
+// retryable; a host name that does not exist at the default address is
+// not: it is the compose host name, run outside compose.
+func (c *Client) dial(ctx context.Context, connectedBefore bool) (*conn, error) {
+	d := &net.Dialer{Timeout: c.opts.Timeout, KeepAlive: 30 * time.Second}
+	var (
+		nc  net.Conn
+		err error
+	)
+	if c.opts.TLS != nil {
+		td := &tls.Dialer{NetDialer: d, Config: c.opts.TLS}
+		nc, err = td.DialContext(ctx, "tcp", c.opts.Address)
+	} else {
+		nc, err = d.DialContext(ctx, "tcp", c.opts.Address)
+	}
+	if err != nil {
+		err = fmt.Errorf("connect to central %s: %w", c.opts.Address, err)
+		var cve *tls.CertificateVerificationError
+		var rhe tls.RecordHeaderError
+		switch {
+		case errors.As(err, &cve):
+			return nil, c.fail(reasonConnection, fmt.Errorf("%w: the central's certificate is not one this agency trusts: check its TLS CA and server name settings", err))
+		case errors.As(err, &rhe):
+			return nil, c.fail(reasonConnection, fmt.Errorf("%w: the central does not speak TLS at this address (its plaintext port?)", err))
 		}
-		return res, sendErr
+		if !connectedBefore && isComposeHostMissing(c.opts.Address, err) {
+			return nil, c.fail(reasonConnection, fmt.Errorf("%w; %s is the central's host name inside Docker Compose: outside compose, point the agency at the central, e.g. --server 127.0.0.1:12345 (env CLI_SERVER_ADDRESS)", err, DefaultServer))
+		}
+		return nil, retryable(c.fail(reasonConnection, err))
 	}
-	c.log.Info("bets sent", "bets", res.Bets, "batches", res.Batches)
+	cn := &conn{Conn: nc, br: bufio.NewReaderSize(nc, 4096)}
+	// Closing the connection is how ctx interrupts a blocked read or write.
+	cn.stop = context.AfterFunc(ctx, func() { nc.Close() })
+	return cn, nil
+}
 
-	_, span := c.tracer.Start(ctx, "agency.wait_winners", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.Int("loteria.agency.id", c.opts.Agency)))
-	defer span.End()
-	start := time.Now()
-	conn.SetWriteDeadline(time.Now().Add(c.opts.Timeout))
-	if err := wire.WriteFull(conn, []byte("00000003"+wire.End)); err != nil {
-		return res, c.spanFail(span, c.ioFail("send END", err))
+// isComposeHostMissing: a DNS "no such host" for the default address.
+func isComposeHostMissing(addr string, err error) bool {
+	var de *net.DNSError
+	if addr != DefaultServer || !errors.As(err, &de) {
+		return false
 	}
-	c.m.bytesSent.Add(11)
-	conn.SetReadDeadline(time.Now().Add(c.opts.WinnersTimeout))
-	payload, err := wire.ReadFrame(br, nil, c.opts.MaxWinnersFrame)
-	if err != nil {
-		return res, c.spanFail(span, c.ioFail("read winners", err))
+	return de.IsNotFound
+}
+
+// ioFail classifies a read or write failure on the connection: all are
+// retryable (the central may come back), with the reason for metrics.
+func (c *Client) ioFail(what string, err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return retryable(c.fail(reasonTimeout, fmt.Errorf("%s: central did not answer within the timeout (--timeout %s): %w", what, c.opts.Timeout, err)))
 	}
-	winners, err := wire.ParseWinners(payload)
-	if err != nil {
-		return res, c.spanFail(span, c.fail(reasonErrorAck, err))
+	if errors.Is(err, io.EOF) || errors.Is(err, wire.ErrTruncatedFrame) {
+		return retryable(c.fail(reasonConnection, fmt.Errorf("%s: central closed the connection: %w", what, err)))
 	}
-	res.BarrierWait = time.Since(start)
-	res.Winners = winners
-	span.SetAttributes(attribute.Int("loteria.winners", len(winners)))
-	c.m.winners.Set(float64(len(winners)))
-	c.m.done.Set(1)
-	return res, nil
+	return retryable(c.fail(reasonConnection, fmt.Errorf("%s: %w", what, err)))
 }
 
 func isConnClosed(err error) bool {
 	return errors.Is(err, net.ErrClosed)
 }
 
-// sendBatches packs and writes every batch of src, entering each into the
-// window first. An agency with no bets sends one empty batch, which tells
-// the central which agency this connection is, so its END counts.
-func (c *Client) sendBatches(ctx context.Context, conn net.Conn, src Source, window chan<- inflight) error {
-	pk := &packer{agency: c.opts.Agency, maxBets: c.opts.MaxBets, maxFrame: wire.MaxAgencyFrame, src: src}
-	ext := c.opts.Protocol == ProtocolLoteria
-	var (
-		b    batch
-		seq  uint64
-		sent int
-	)
-	for {
-		var due time.Time
-		if c.pace != nil {
-			var err error
-			if due, err = c.pace(ctx, sent); err != nil {
-				return err
-			}
-		}
-		seq++
-		tmpl := wire.BatchHeader{Agency: c.opts.Agency}
-		if ext {
-			tmpl.Seq = seq
-			tmpl.Traceparent = []byte(traceparentTemplate)
-		}
-		n, err := pk.next(tmpl)
-		if errors.Is(err, io.EOF) {
-			if seq > 1 {
-				return nil
-			}
-			n, pk.count, pk.body = 0, 0, pk.body[:0]
-		} else if err != nil {
-			return c.fail(reasonData, err)
-		}
-		bctx, span := c.tracer.Start(ctx, "agency.send_batch", trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(
-				attribute.Int("loteria.agency.id", c.opts.Agency),
-				attribute.Int64("loteria.batch.seq", int64(seq)),
-				attribute.Int("loteria.batch.bets", n),
-			))
-		hdr := wire.BatchHeader{Agency: c.opts.Agency}
-		if ext {
-			hdr.Seq = seq
-			if tp := observability.Traceparent(bctx); tp != "" {
-				hdr.Traceparent = []byte(tp)
-			}
-		}
-		pk.assemble(&b, hdr)
-		span.SetAttributes(attribute.Int("loteria.batch.bytes", len(b.frame)))
-		if due.IsZero() {
-			due = time.Now()
-		}
-		p := inflight{sent: due, bets: n, seq: seq, ctx: bctx, span: span}
-		select {
-		case window <- p:
-		case <-ctx.Done():
-			return c.endBatch(p, ctx.Err())
-		}
-		conn.SetWriteDeadline(time.Now().Add(c.opts.Timeout))
-		if err := wire.WriteFull(conn, b.frame); err != nil {
-			// The reader owns p now; closing the connection ends its wait.
-			conn.Close()
-			return c.ioFail("send batch "+strconv.FormatUint(seq, 10), err)
-		}
-		c.m.batchesSent.Inc()
-		c.m.betsSent.Add(float64(n))
-		c.m.bytesSent.Add(float64(len(b.frame)))
-		sent += n
-		if n == 0 {
-			return nil
-		}
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
 	}
-}
-
-// readAcks reads one ack per batch entering the window, in order, until
-// the window closes and is drained. On the first failure it closes the
-// connection (stopping the sender) and ends the remaining batches' spans.
-func (c *Client) readAcks(conn net.Conn, br *bufio.Reader, window <-chan inflight, res *Result) error {
-	var ackBuf []byte
-	var failed error
-	for p := range window {
-		if failed != nil {
-			c.endBatch(p, errors.New("not acknowledged"))
-			continue
-		}
-		conn.SetReadDeadline(time.Now().Add(c.opts.Timeout))
-		payload, err := wire.ReadFrame(br, ackBuf[:0], 64<<10)
-		if err != nil {
-			failed = c.endBatch(p, c.ioFail("read ack of batch "+strconv.FormatUint(p.seq, 10), err))
-			conn.Close()
-			continue
-		}
-		ackBuf = payload
-		if err := wire.ParseAck(payload); err != nil {
-			failed = c.endBatch(p, c.fail(reasonErrorAck, fmt.Errorf("batch %d (%d bets): %w", p.seq, p.bets, err)))
-			conn.Close()
-			continue
-		}
-		latency := time.Since(p.sent)
-		observability.ObserveWithTrace(p.ctx, c.m.ackDuration, latency.Seconds())
-		c.m.betsAcked.Add(float64(p.bets))
-		if c.onAck != nil {
-			c.onAck(latency, p.bets)
-		}
-		res.Bets += p.bets
-		res.Batches++
-		c.endBatch(p, nil)
-	}
-	return failed
-}
-
-func (c *Client) ioFail(what string, err error) error {
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return c.fail(reasonTimeout, fmt.Errorf("%s: central did not answer within the timeout: %w", what, err))
-	}
-	if errors.Is(err, io.EOF) || errors.Is(err, wire.ErrTruncatedFrame) {
-		return c.fail(reasonConnection, fmt.Errorf("%s: central closed the connection: %w", what, err))
-	}
-	return c.fail(reasonConnection, fmt.Errorf("%s: %w", what, err))
-}
-
-func (c *Client) endBatch(p inflight, err error) error {
-	if p.span == nil {
-		return err
-	}
-	if err != nil {
-		p.span.RecordError(err)
-		p.span.SetStatus(codes.Error, err.Error())
-		p.span.SetAttributes(attribute.String("loteria.batch.result", "fail"))
-	} else {
-		p.span.SetAttributes(attribute.String("loteria.batch.result", "success"))
-	}
-	p.span.End()
-	return err
-}
-
-func (c *Client) spanFail(span trace.Span, err error) error {
-	span.RecordError(err)
-	span.SetStatus(codes.Error, err.Error())
-	return err
+	return many
 }

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/loteria/loteria/services/internal/settings"
@@ -20,6 +22,14 @@ type ProgramConfig struct {
 	Timeout        time.Duration
 	WinnersTimeout time.Duration
 	DialAttempts   int
+	RetryBase      time.Duration
+	RetryMax       time.Duration
+	RetryBudget    time.Duration
+	Rate           float64
+	Rounds         int    // 0: until stopped
+	RoundData      string // RoundDataFile or RoundDataGenerate
+	BetsPerRound   int    // with RoundDataGenerate
+	DataSeed       int    // with RoundDataGenerate
 	LogLevel       string
 	LogFormat      string
 	MetricsAddr    string
@@ -29,6 +39,12 @@ type ProgramConfig struct {
 	UnknownKeys []string
 	set         *settings.Set
 }
+
+// Where each round's bets come from.
+const (
+	RoundDataFile     = "file"     // the data file, again every round
+	RoundDataGenerate = "generate" // fresh deterministic bets per round (services/internal/datagen)
+)
 
 // Effective lists the settings as key/value pairs for one log line.
 func (c *ProgramConfig) Effective() []any { return c.set.Effective() }
@@ -44,7 +60,28 @@ func (c *ProgramConfig) Options() Options {
 		Timeout:        c.Timeout,
 		WinnersTimeout: c.WinnersTimeout,
 		DialAttempts:   c.DialAttempts,
+		RetryBase:      c.RetryBase,
+		RetryMax:       c.RetryMax,
+		RetryBudget:    c.RetryBudget,
+		Rate:           c.Rate,
+		Rounds:         c.rounds(),
 	}
+}
+
+func (c *ProgramConfig) rounds() int {
+	if c.Rounds == 0 {
+		return UntilStopped
+	}
+	return c.Rounds
+}
+
+// Stream opens the agency's bets as the configuration says: its data file
+// every round, or generated bets.
+func (c *ProgramConfig) Stream() (Stream, error) {
+	if c.RoundData == RoundDataGenerate {
+		return NewGeneratedStream(c.ID, uint64(c.DataSeed), int64(c.BetsPerRound))
+	}
+	return OpenFileStream(c.DataPath, c.ID)
 }
 
 // LoadConfig reads the agency's configuration: defaults, then config.yaml
@@ -57,7 +94,13 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 		Protocol:       ProtocolLoteria,
 		Timeout:        30 * time.Second,
 		WinnersTimeout: 10 * time.Minute,
-		DialAttempts:   10,
+		RetryBase:      100 * time.Millisecond,
+		RetryMax:       10 * time.Second,
+		RetryBudget:    5 * time.Minute,
+		Rounds:         1,
+		RoundData:      RoundDataFile,
+		BetsPerRound:   1000,
+		DataSeed:       1,
 		LogLevel:       "INFO",
 		LogFormat:      "tint",
 	}
@@ -75,7 +118,15 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 	s.String(&c.Protocol, "protocol", "protocol", "loteria (with extensions) or seed (none)", "CLI_PROTOCOL")
 	s.Duration(&c.Timeout, "timeout", "server.timeout", "dial, write and per-ack timeout", "CLI_TIMEOUT")
 	s.Duration(&c.WinnersTimeout, "winners-timeout", "server.winnersTimeout", "wait for the draw at most this long", "CLI_WINNERS_TIMEOUT")
-	s.Int(&c.DialAttempts, "dial-attempts", "server.dialAttempts", "connection attempts before giving up", "CLI_DIAL_ATTEMPTS")
+	s.Int(&c.DialAttempts, "dial-attempts", "server.dialAttempts", "also give up after this many attempts in a row without progress (0: only the retry budget decides)", "CLI_DIAL_ATTEMPTS")
+	s.Duration(&c.RetryBase, "retry-base", "server.retryBase", "first reconnect waits up to this long (doubling, with full jitter)", "CLI_RETRY_BASE")
+	s.Duration(&c.RetryMax, "retry-max", "server.retryMax", "reconnects wait up to this long at most", "CLI_RETRY_MAX")
+	s.Duration(&c.RetryBudget, "retry-budget", "server.retryBudget", "give up after failing this long without progress (no ack, no winners)", "CLI_RETRY_BUDGET")
+	s.Add(settings.Setting{Flag: "rate", Env: []string{"CLI_SEND_RATE"}, Key: "batch.rate", Usage: "send at most this many bets per second (0: as fast as acks allow)", Value: (*rateValue)(&c.Rate)})
+	s.Int(&c.Rounds, "rounds", "rounds.count", "rounds to take part in, one chunk of bets each (0: until stopped)", "CLI_ROUNDS")
+	s.String(&c.RoundData, "round-data", "rounds.data", "each round's bets: file (the data file again) or generate (fresh generated bets)", "CLI_ROUND_DATA")
+	s.Int(&c.BetsPerRound, "bets-per-round", "rounds.bets", "with --round-data generate: bets per round", "CLI_BETS_PER_ROUND")
+	s.Int(&c.DataSeed, "data-seed", "rounds.seed", "with --round-data generate: the generator's seed (round 1 is what gendata --seed writes)", "CLI_DATA_SEED")
 	s.String(&c.LogLevel, "log-level", "log.level", "DEBUG, INFO, WARN or ERROR", "CLI_LOG_LEVEL")
 	s.String(&c.LogFormat, "log-format", "log.format", "tint, json or seed", "LOG_FORMAT")
 	s.String(&c.MetricsAddr, "metrics-addr", "metrics.address", "metrics and health HTTP address (empty or off: none)", "METRICS_ADDR")
@@ -112,11 +163,40 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 		return nil, fmt.Errorf("timeout %s: want a positive duration such as 30s", c.Timeout)
 	case c.WinnersTimeout <= 0:
 		return nil, fmt.Errorf("winners timeout %s: want a positive duration such as 10m", c.WinnersTimeout)
-	case c.DialAttempts < 1:
-		return nil, fmt.Errorf("dial attempts %d: want 1 or more", c.DialAttempts)
+	case c.DialAttempts < 0:
+		return nil, fmt.Errorf("dial attempts %d: want 0 (no limit) or more", c.DialAttempts)
+	case c.RetryBase <= 0:
+		return nil, fmt.Errorf("retry base %s: want a positive duration such as 100ms", c.RetryBase)
+	case c.RetryMax < c.RetryBase:
+		return nil, fmt.Errorf("retry max %s: want a duration of at least the retry base %s", c.RetryMax, c.RetryBase)
+	case c.RetryBudget <= 0:
+		return nil, fmt.Errorf("retry budget %s: want a positive duration such as 5m", c.RetryBudget)
+	case c.Rounds < 0:
+		return nil, fmt.Errorf("rounds %d: want 1 or more, or 0 for until stopped", c.Rounds)
+	case c.RoundData != RoundDataFile && c.RoundData != RoundDataGenerate:
+		return nil, fmt.Errorf("round data %q: want %q or %q", c.RoundData, RoundDataFile, RoundDataGenerate)
+	case c.RoundData == RoundDataGenerate && c.BetsPerRound < 0:
+		return nil, fmt.Errorf("bets per round %d: want 0 or more", c.BetsPerRound)
+	case c.DataSeed < 0:
+		return nil, fmt.Errorf("data seed %d: want 0 or more", c.DataSeed)
 	}
-	if err := (&Options{Agency: c.ID, MaxBets: c.BatchMaxAmount, Protocol: c.Protocol}).defaults(); err != nil {
+	opts := c.Options()
+	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
+
+// rateValue is a bets-per-second setting: a non-negative decimal number.
+type rateValue float64
+
+func (v *rateValue) Set(s string) error {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		return fmt.Errorf("%q is not a rate in bets per second (a number, 0 for off)", s)
+	}
+	*v = rateValue(f)
+	return nil
+}
+
+func (v *rateValue) String() string { return strconv.FormatFloat(float64(*v), 'g', -1, 64) }

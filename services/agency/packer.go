@@ -9,11 +9,6 @@ import (
 	"github.com/loteria/loteria/services/internal/wire"
 )
 
-// Source yields bets one at a time and io.EOF after the last.
-type Source interface {
-	Next() (lottery.Bet, error)
-}
-
 // packer builds batch frames of at most maxBets bets and maxFrame bytes,
 // header included, counting bytes (not characters).
 type packer struct {
@@ -21,12 +16,14 @@ type packer struct {
 	maxBets  int
 	maxFrame int
 	src      Source
+	index    int64 // stream index of the next bet src yields
 
 	held    *lottery.Bet // a bet read but left for the next frame
 	heldBuf lottery.Bet
 	body    []byte
 	count   int
 	eof     bool
+	err     error
 }
 
 // batch is one packed frame.
@@ -57,12 +54,15 @@ func (p *packer) next(hdr wire.BatchHeader) (int, error) {
 		hdr.Count = n + 1
 		if wire.HeaderLen+wire.HeaderLineLen(hdr)+len(p.body)+line > p.maxFrame {
 			if n == 0 {
-				return 0, fmt.Errorf("%w: bet with document %s needs %d bytes, frames are at most %d", errBetTooLarge, bet.Document, wire.HeaderLen+wire.HeaderLineLen(hdr)+line, p.maxFrame)
+				// The bet is described by its place, never by its fields
+				// (personal data).
+				return 0, fmt.Errorf("%w: the bet at stream index %d needs %d bytes, frames are at most %d", errBetTooLarge, p.index, wire.HeaderLen+wire.HeaderLineLen(hdr)+line, p.maxFrame)
 			}
 			break
 		}
 		p.body = wire.AppendBetLine(p.body, bet.FirstName, bet.LastName, bet.Document, bet.Birthdate, bet.Number)
 		p.held = nil
+		p.index++
 		n++
 	}
 	if n == 0 {
@@ -84,6 +84,14 @@ func (p *packer) assemble(b *batch, hdr wire.BatchHeader) {
 	b.seq = hdr.Seq
 }
 
+// more reports whether another bet remains (reading one ahead): false at
+// the end of the source. A read error counts as more, so that next
+// returns it.
+func (p *packer) more() bool {
+	_, err := p.peek()
+	return !errors.Is(err, io.EOF)
+}
+
 func (p *packer) peek() (*lottery.Bet, error) {
 	if p.held != nil {
 		return p.held, nil
@@ -91,10 +99,15 @@ func (p *packer) peek() (*lottery.Bet, error) {
 	if p.eof {
 		return nil, io.EOF
 	}
+	if p.err != nil {
+		return nil, p.err
+	}
 	bet, err := p.src.Next()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			p.eof = true
+		} else {
+			p.err = err // a source that failed is not read again
 		}
 		return nil, err
 	}

@@ -23,7 +23,6 @@ import (
 	"github.com/loteria/loteria/internal/testenv"
 	"github.com/loteria/loteria/services/agency"
 	"github.com/loteria/loteria/services/central"
-	"github.com/loteria/loteria/services/internal/betfile"
 	"github.com/loteria/loteria/services/internal/store"
 	"github.com/loteria/loteria/services/internal/wire"
 )
@@ -127,11 +126,10 @@ func (h *harness) hangUp(t testing.TB, c *rawConn) {
 }
 
 func runAgency(ctx context.Context, addr, path string, id, maxBets, inFlight int, protocol string) (agency.Result, error) {
-	f, err := betfile.Open(path, id)
+	s, err := agency.OpenFileStream(path, id)
 	if err != nil {
 		return agency.Result{}, err
 	}
-	defer f.Close()
 	c, err := agency.NewClient(agency.Options{
 		Agency: id, Address: addr, MaxBets: maxBets, InFlight: inFlight, Protocol: protocol,
 		Timeout: 20 * time.Second, WinnersTimeout: time.Minute,
@@ -139,7 +137,7 @@ func runAgency(ctx context.Context, addr, path string, id, maxBets, inFlight int
 	if err != nil {
 		return agency.Result{}, err
 	}
-	return c.Run(ctx, f)
+	return c.Run(ctx, s)
 }
 
 // TestOfficialData runs the five official agencies over real TCP and checks
@@ -389,12 +387,11 @@ func BenchmarkOfficialData(b *testing.B) {
 					var wg sync.WaitGroup
 					for i := 1; i <= 5; i++ {
 						wg.Go(func() {
-							f, err := betfile.Open(testenv.AgencyFile(dir, i), i)
+							f, err := agency.OpenFileStream(testenv.AgencyFile(dir, i), i)
 							if err != nil {
 								b.Error(err)
 								return
 							}
-							defer f.Close()
 							c, err := agency.NewClient(agency.Options{Agency: i, Address: h.addr, MaxBets: tc.maxBets, InFlight: tc.inFlight},
 								agency.Deps{Tracer: agencyTracer, Metrics: agency.NewMetrics(prometheus.NewRegistry())})
 							if err != nil {

@@ -82,7 +82,7 @@ func TestTracesLogsAndMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := c.Run(t.Context(), &sliceSource{bets: bets})
+	res, err := c.Run(t.Context(), agency.NewBetsStream(bets))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestAgencyWithoutBets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := c.Run(t.Context(), &sliceSource{})
+	res, err := c.Run(t.Context(), agency.NewBetsStream(nil))
 	if err != nil {
 		t.Fatal(err)
 	}

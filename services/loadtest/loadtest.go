@@ -6,6 +6,8 @@ package loadtest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -192,7 +194,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				failed.Add(1)
 				return
 			}
-			res, err := c.Run(ctx, src)
+			res, err := c.Run(ctx, agency.OneShot(src, src.fingerprint(cfg, i), -1))
 			r.done = time.Since(start)
 			r.bets, r.batches, r.barrierWait, r.winners = int64(res.Bets), int64(res.Batches), res.BarrierWait, res.Winners
 			if err != nil {
@@ -337,6 +339,13 @@ func (s *source) Next() (lottery.Bet, error) {
 		s.winners = append(s.winners, b.Document)
 	}
 	return b, nil
+}
+
+// fingerprint names the agency's bets for the central's HELLO: the load
+// tool sends them once per run (no resume), so the data's parameters do.
+func (s *source) fingerprint(cfg Config, agencyID int) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "loadtest;agency=%d;seed=%d;data=%s", agencyID, cfg.Seed, cfg.DataDir))
+	return hex.EncodeToString(sum[:16])
 }
 
 func (s *source) close() {

@@ -144,8 +144,10 @@ func StartSystem(tb testing.TB, opts SystemOptions) *System {
 	return s
 }
 
-// winnersLine is what an agency prints on stdout with its winners.
-var winnersLine = regexp.MustCompile(`(?m)^agency (\d+) winners \((\d+)\): (.*)$`)
+// winnersLine is what an agency prints on stdout with its winners, one
+// line per round: "agency <id> round <r> winners (<k>): <dni;...>" or
+// "... (0): none".
+var winnersLine = regexp.MustCompile(`(?m)^agency (\d+) (?:round \d+ )?winners \((\d+)\): (.*)$`)
 
 // WaitWinners waits (at most SystemOptions.Timeout) until every agency has
 // its winners, and fills in WinnersCount, and Winners when printed. An
@@ -195,7 +197,7 @@ func (a *Agency) parseWinners() error {
 				return fmt.Errorf("agency %d printed winners as agency %s", a.ID, m[1])
 			}
 			w := []string{}
-			if m[3] != "" {
+			if m[3] != "" && m[3] != "none" {
 				w = strings.Split(m[3], ";")
 			}
 			if n, _ := strconv.Atoi(m[2]); n != len(w) {

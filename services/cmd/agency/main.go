@@ -1,6 +1,13 @@
-// Command agency sends an agency's bets to the central and prints its
-// winners. See docs/CONFIGURATION.md for its settings; `agency healthcheck`
-// probes a running one's metrics endpoint.
+// Command agency sends an agency's bets to the central, round after round,
+// resuming by itself after failures, and prints its winners of each round
+// on stdout:
+//
+//	agency <id> round <r> winners (<k>): <dni;dni;...>   (or "none")
+//
+// Exit status: 0 when every round's winners arrived and the central
+// refused no bet; 1 on failure or refused bets; 2 on a bad configuration.
+// See docs/CONFIGURATION.md for its settings; `agency healthcheck` probes a
+// running one's metrics endpoint.
 package main
 
 import (
@@ -22,7 +29,6 @@ import (
 
 	"github.com/loteria/loteria/observability"
 	"github.com/loteria/loteria/services/agency"
-	"github.com/loteria/loteria/services/internal/betfile"
 )
 
 func main() {
@@ -44,30 +50,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, "agency:", err)
 		return 2
 	}
-	log, err := observability.NewLogger(stderr, observability.LogOptions{Level: cfg.LogLevel, Format: cfg.LogFormat})
+	base, err := observability.NewLogger(stderr, observability.LogOptions{Level: cfg.LogLevel, Format: cfg.LogFormat})
 	if err != nil {
 		fmt.Fprintln(stderr, "agency:", err)
 		return 2
 	}
-	log = log.With("agency", cfg.ID)
+	log := base.With("agency", cfg.ID)
 	log.Info("config", cfg.Effective()...)
 	if len(cfg.UnknownKeys) > 0 {
 		log.Debug("config file has keys the agency does not use", "keys", cfg.UnknownKeys)
 	}
-	if err := send(ctx, cfg, log, stdout); err != nil {
-		if ctx.Err() != nil {
-			log.Warn("interrupted: connection and file closed", "err", err)
-		} else {
-			log.Error("agency failed", "err", err)
-		}
-		return 1
+	err = send(ctx, cfg, base, log, stdout)
+	var rejected *agency.RejectedError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &rejected):
+		log.Error("finished, but the central refused bets", "err", err, "rejected_bets", rejected.Bets)
+	case ctx.Err() != nil:
+		log.Warn("interrupted: connection and file closed", "err", err)
+	default:
+		log.Error("agency failed", "err", err)
 	}
-	return 0
+	return 1
 }
 
-// send runs the agency and prints its winners as soon as they arrive; the
-// deferred linger (keeping /metrics up) comes after.
-func send(ctx context.Context, cfg *agency.ProgramConfig, log *slog.Logger, stdout io.Writer) error {
+// send runs the agency and prints each round's winners as soon as they
+// arrive; the deferred linger (keeping /metrics up) comes after. base is
+// the logger without the agency attribute: the seed's consulta_ganadores
+// line carries nothing after its count.
+func send(ctx context.Context, cfg *agency.ProgramConfig, base, log *slog.Logger, stdout io.Writer) error {
 	tp, err := observability.NewTracerProvider(ctx, "loteria-agency", attribute.Int("loteria.agency.id", cfg.ID))
 	if err != nil {
 		return err
@@ -80,11 +92,10 @@ func send(ctx context.Context, cfg *agency.ProgramConfig, log *slog.Logger, stdo
 		}
 	}()
 
-	var reg prometheus.Registerer
 	var metrics *agency.Metrics
 	if cfg.MetricsAddr != "" {
 		r := observability.NewRegistry("agency")
-		reg = prometheus.WrapRegistererWith(prometheus.Labels{"agency": strconv.Itoa(cfg.ID)}, r)
+		reg := prometheus.WrapRegistererWith(prometheus.Labels{"agency": strconv.Itoa(cfg.ID)}, r)
 		metrics = agency.NewMetrics(reg)
 		hs := observability.NewHTTPServer(cfg.MetricsAddr, r, observability.HTTPOptions{Logger: log})
 		if err := hs.Start(); err != nil {
@@ -105,33 +116,38 @@ func send(ctx context.Context, cfg *agency.ProgramConfig, log *slog.Logger, stdo
 			defer cancel()
 			hs.Shutdown(sctx)
 		}()
-		if n, err := betfile.CountLines(cfg.DataPath); err == nil {
-			metrics.BetsInFile.Set(float64(n))
-		}
 	}
 
-	f, err := betfile.Open(cfg.DataPath, cfg.ID)
+	stream, err := cfg.Stream()
 	if err != nil {
 		return err
 	}
-	defer func() {
-		f.Close()
-		log.Debug("closed", "resource", "bets file", "path", cfg.DataPath)
-	}()
 	client, err := agency.NewClient(cfg.Options(), agency.Deps{
 		Logger:  log,
 		Metrics: metrics,
 		Tracer:  tp.Tracer("github.com/loteria/loteria/services/agency"),
+		OnWinners: func(w agency.RoundWinners) {
+			base.Info("consulta_ganadores", "result", "success", "cant_ganadores", len(w.Winners))
+			log.Info("round winners", "round", w.Round, "number", w.Number, "winners", len(w.Winners))
+			fmt.Fprintln(stdout, winnersLine(cfg.ID, w))
+		},
 	})
 	if err != nil {
 		return err
 	}
-	res, err := client.Run(ctx, f)
-	if err != nil {
-		return err
+	res, err := client.Run(ctx, stream)
+	if err == nil || errors.Is(err, agency.ErrRejected) {
+		log.Info("done", "rounds", len(res.Rounds), "bets", res.Bets, "batches", res.Batches, "resumed_at", res.Resumed,
+			"barrier_wait", res.BarrierWait)
 	}
-	log.Info("consulta_ganadores", "result", "success", "cant_ganadores", len(res.Winners),
-		"bets", res.Bets, "batches", res.Batches, "barrier_wait", res.BarrierWait)
-	fmt.Fprintf(stdout, "agency %d winners (%d): %s\n", cfg.ID, len(res.Winners), strings.Join(res.Winners, ";"))
-	return nil
+	return err
+}
+
+// winnersLine is what the agency prints on stdout for each round.
+func winnersLine(id int, w agency.RoundWinners) string {
+	list := "none"
+	if len(w.Winners) > 0 {
+		list = strings.Join(w.Winners, ";")
+	}
+	return fmt.Sprintf("agency %d round %d winners (%d): %s", id, w.Round, len(w.Winners), list)
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/loteria/loteria/internal/testenv"
 	"github.com/loteria/loteria/observability"
 	"github.com/loteria/loteria/services/agency"
-	"github.com/loteria/loteria/services/internal/betfile"
 )
 
 // These tests run the real central binary as a process, because what they
@@ -95,14 +94,15 @@ func stream(ctx context.Context, t *testing.T, dir, addr string, a *acked, batch
 	errs := make([]error, 6)
 	for i := 1; i <= 5; i++ {
 		wg.Go(func() {
-			f, err := betfile.Open(testenv.AgencyFile(dir, i), i)
+			f, err := agency.OpenFileStream(testenv.AgencyFile(dir, i), i)
 			if err != nil {
 				errs[i] = err
 				return
 			}
-			defer f.Close()
+			// DialAttempts 1: the agency stops at its first failure (it
+			// would otherwise resume against the restarted central).
 			c, err := agency.NewClient(agency.Options{
-				Agency: i, Address: addr, MaxBets: batch, InFlight: 4, Timeout: 10 * time.Second,
+				Agency: i, Address: addr, MaxBets: batch, InFlight: 4, Timeout: 10 * time.Second, DialAttempts: 1,
 			}, agency.Deps{OnAck: func(_ time.Duration, bets int) { a.n[i].Add(int64(bets)) }})
 			if err != nil {
 				errs[i] = err

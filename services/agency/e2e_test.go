@@ -1,0 +1,140 @@
+package agency
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/loteria/loteria/internal/testenv"
+	"github.com/loteria/loteria/services/agency/agencytest"
+	"github.com/loteria/loteria/services/internal/datagen"
+)
+
+// runFiveAgencies sends agency-1..5.csv of dir to a fake central that
+// drops each agency's connection once, mid-file, and checks that every
+// file is stored exactly once and each agency gets its own winners.
+func runFiveAgencies(t *testing.T, dir string) {
+	want := map[int][]string{}
+	for i := 1; i <= 5; i++ {
+		want[i] = csvLines(t, testenv.AgencyFile(dir, i))
+	}
+	var mu sync.Mutex
+	dropped := map[int]bool{}
+	fake := newFake(t, agencytest.Options{Agencies: 5, OnBatch: func(b agencytest.Batch) agencytest.Action {
+		mu.Lock()
+		defer mu.Unlock()
+		if !dropped[b.Agency] && b.From >= int64(len(want[b.Agency])/2) {
+			dropped[b.Agency] = true
+			return agencytest.Action{Drop: true}
+		}
+		return agencytest.Action{}
+	}})
+	var wg sync.WaitGroup
+	results := make([]Result, 6)
+	for i := 1; i <= 5; i++ {
+		wg.Go(func() {
+			s, err := OpenFileStream(testenv.AgencyFile(dir, i), i)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			opts := testOptions(fake.Addr())
+			opts.Agency, opts.MaxBets, opts.InFlight = i, 100, 16
+			h := newHarness(t, opts, Deps{})
+			if results[i], err = h.run(t, s); err != nil {
+				t.Errorf("agency %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	for i := 1; i <= 5; i++ {
+		var got []string
+		for _, s := range fake.Stored(i) {
+			got = append(got, s.Line)
+		}
+		if !equalStrings(got, want[i]) {
+			t.Errorf("agency %d: stored %d bets, want its %d exactly once, in order", i, len(got), len(want[i]))
+		}
+		if !equalStrings(results[i].Winners, winnersOf(want[i])) || results[i].Bets != len(want[i]) {
+			t.Errorf("agency %d: %d winners, %d bets confirmed; want %d and %d", i, len(results[i].Winners), results[i].Bets, len(winnersOf(want[i])), len(want[i]))
+		}
+	}
+}
+
+func TestFiveAgenciesOfficialData(t *testing.T) {
+	runFiveAgencies(t, testenv.OfficialDataDir(t))
+}
+
+func TestFiveAgenciesGeneratedData(t *testing.T) {
+	dir := t.TempDir()
+	for i := 1; i <= 5; i++ {
+		if _, err := datagen.WriteFile(testenv.AgencyFile(dir, i), datagen.Options{Seed: 3, Agency: i}, 3000+i*500); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runFiveAgencies(t, dir)
+}
+
+// TestTLS: with Options.TLS the agency speaks TLS; the session runs the
+// same inside it.
+func TestTLS(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "central"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	fake := newFake(t, agencytest.Options{TLS: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}})
+
+	bets := genBets(40, 60)
+	opts := testOptions(fake.Addr())
+	opts.TLS = &tls.Config{RootCAs: pool}
+	h := newHarness(t, opts, Deps{})
+	res, err := h.run(t, NewBetsStream(bets))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStoredOnce(t, fake, linesOf(bets))
+	if !equalStrings(res.Winners, winnersOf(linesOf(bets))) {
+		t.Errorf("winners %v", res.Winners)
+	}
+
+	// Without the CA the handshake fails, at once: a certificate this
+	// agency does not trust is a setting to fix, not a passing failure.
+	opts.TLS = &tls.Config{RootCAs: x509.NewCertPool()}
+	h2 := newHarness(t, opts, Deps{})
+	if _, err := h2.run(t, NewBetsStream(bets)); err == nil || !strings.Contains(err.Error(), "certificate is not one this agency trusts") {
+		t.Errorf("err = %v, want the untrusted certificate named", err)
+	}
+	if len(h2.clock.Sleeps()) != 0 {
+		t.Errorf("retried %d times", len(h2.clock.Sleeps()))
+	}
+
+	// TLS to a plaintext central: said so, at once.
+	plain := newFake(t, agencytest.Options{})
+	opts.Address = plain.Addr()
+	h3 := newHarness(t, opts, Deps{})
+	if _, err := h3.run(t, NewBetsStream(bets)); err == nil || !strings.Contains(err.Error(), "does not speak TLS") {
+		t.Errorf("err = %v, want the plaintext central named", err)
+	}
+}

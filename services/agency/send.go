@@ -1,0 +1,303 @@
+package agency
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/loteria/loteria/observability"
+	"github.com/loteria/loteria/services/internal/wire"
+)
+
+// traceparentTemplate has the length of every W3C traceparent we send, so
+// frames are sized before the batch's span exists.
+const traceparentTemplate = "00-00000000000000000000000000000000-0000000000000000-00"
+
+// inflight is a batch written and not yet acknowledged.
+type inflight struct {
+	due  time.Time // when it was due (written, or scheduled by the pacer)
+	from int64     // stream index of its first bet
+	bets int
+	seq  uint64
+	ctx  context.Context
+	span trace.Span
+}
+
+func (p inflight) end() int64 { return p.from + int64(p.bets) }
+
+// sendRange sends the chunk's bets from index from on cn, pipelined (at
+// most InFlight unacknowledged), and returns once every batch is
+// acknowledged or refused, or at the first failure.
+func (r *run) sendRange(ctx context.Context, cn *conn, round int, from int64) error {
+	c := r.c
+	src, err := r.s.Open(from)
+	if err != nil {
+		return c.fail(reasonData, fmt.Errorf("open the bets at index %d: %w", from, err))
+	}
+	if cl, ok := src.(io.Closer); ok {
+		defer cl.Close()
+	}
+	// The window: a batch enters before it is written and leaves when its
+	// ack is read. A reader goroutine takes acks as they come, so their
+	// latency is measured when they arrive, whatever the sender is doing.
+	window := make(chan inflight, c.opts.InFlight)
+	readerDone := make(chan error, 1)
+	go func() { readerDone <- r.readAcks(cn, window) }()
+
+	sendErr := r.writeBatches(ctx, cn, src, round, from, window)
+	close(window)
+	ackErr := <-readerDone
+	if sendErr != nil || ackErr != nil {
+		// Whichever failed first is the cause; the other usually follows
+		// from the connection being closed.
+		if ackErr != nil && (sendErr == nil || !isConnClosed(ackErr)) {
+			return ackErr
+		}
+		return sendErr
+	}
+	return nil
+}
+
+// writeBatches packs and writes the bets of src (which starts at stream
+// index from), entering each batch into the window first.
+func (r *run) writeBatches(ctx context.Context, cn *conn, src Source, round int, from int64, window chan<- inflight) error {
+	c := r.c
+	ext := c.opts.Protocol == ProtocolLoteria
+	pk := &packer{agency: c.opts.Agency, maxBets: c.opts.MaxBets, maxFrame: wire.MaxAgencyFrame, src: src, index: from}
+	var (
+		b   batch
+		seq uint64
+		idx = from
+	)
+	for {
+		empty := false
+		if !pk.more() {
+			if ext || seq > 0 {
+				if r.chunkLen < 0 {
+					r.knownEnd = idx
+				}
+				return nil
+			}
+			// In the seed protocol a round without bets sends one empty
+			// batch: it tells the central which agency the connection is,
+			// so its END counts. (A HELLO says it in ours.)
+			empty = true
+		}
+		due, err := r.due(ctx, idx)
+		if err != nil {
+			return err
+		}
+		seq++
+		hdr := wire.BatchHeader{Agency: c.opts.Agency}
+		if ext {
+			hdr.Seq, hdr.From, hdr.HasFrom, hdr.Round = seq, idx, true, round
+			hdr.Traceparent = []byte(traceparentTemplate)
+		}
+		n := 0
+		if empty {
+			pk.count, pk.body = 0, pk.body[:0]
+		} else if n, err = pk.next(hdr); err != nil {
+			return c.fail(reasonData, err)
+		}
+		bctx, span := c.tracer.Start(ctx, "agency.send_batch", trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(
+				attribute.Int("loteria.agency.id", c.opts.Agency),
+				attribute.Int64("loteria.batch.seq", int64(seq)),
+				attribute.Int("loteria.batch.bets", n),
+				attribute.Int64("loteria.batch.from", idx),
+				attribute.Int("loteria.round", round),
+			))
+		hdr.Traceparent = nil
+		if ext {
+			if tp := observability.Traceparent(bctx); tp != "" {
+				hdr.Traceparent = []byte(tp)
+			}
+		}
+		pk.assemble(&b, hdr)
+		span.SetAttributes(attribute.Int("loteria.batch.bytes", len(b.frame)))
+		p := inflight{due: due, from: idx, bets: n, seq: seq, ctx: bctx, span: span}
+		select {
+		case window <- p:
+		case <-ctx.Done():
+			return endBatch(p, ctx.Err())
+		}
+		cn.SetWriteDeadline(time.Now().Add(c.opts.Timeout))
+		if err := wire.WriteFull(cn, b.frame); err != nil {
+			// The reader owns p now; closing the connection ends its wait.
+			cn.Close()
+			return c.ioFail("send batch "+strconv.FormatUint(seq, 10), err)
+		}
+		c.m.batchesSent.Inc()
+		c.m.betsSent.Add(float64(n))
+		c.m.bytesSent.Add(float64(len(b.frame)))
+		if idx < r.sentHigh {
+			c.m.retries.Inc() // a resend of a batch the central may have
+		}
+		idx += int64(n)
+		r.sentHigh = max(r.sentHigh, idx)
+		if empty {
+			return nil
+		}
+	}
+}
+
+// due paces the batch starting at index from and says when it was due.
+func (r *run) due(ctx context.Context, from int64) (time.Time, error) {
+	c := r.c
+	if r.paceBase < 0 {
+		r.paceBase = from
+	}
+	if c.deps.Pace != nil {
+		return c.deps.Pace(ctx, int(from-r.paceBase))
+	}
+	now := c.clock.Now()
+	if c.opts.Rate <= 0 {
+		return now, nil
+	}
+	// The chunk's schedule: its first batch at once, each later one when
+	// the bets before it have had their time at Rate. A reconnect does not
+	// restart it (resent batches are already due); a new round does.
+	if r.paceOrigin.IsZero() {
+		r.paceOrigin, r.paceIdx = now, from
+	}
+	due := r.paceOrigin.Add(time.Duration(float64(from-r.paceIdx) * float64(time.Second) / c.opts.Rate))
+	if err := c.clock.Sleep(ctx, due.Sub(now)); err != nil {
+		return due, err
+	}
+	return due, nil
+}
+
+// readAcks reads one ack per batch entering the window, in order, until
+// the window closes and is drained. On the first failure it closes the
+// connection (stopping the sender) and ends the remaining batches' spans.
+func (r *run) readAcks(cn *conn, window <-chan inflight) error {
+	c := r.c
+	ext := c.opts.Protocol == ProtocolLoteria
+	var ackBuf []byte
+	var failed error
+	for p := range window {
+		if failed != nil {
+			endBatch(p, errors.New("not acknowledged"))
+			continue
+		}
+		cn.SetReadDeadline(time.Now().Add(c.opts.Timeout))
+		payload, err := wire.ReadFrame(cn.br, ackBuf[:0], 64<<10)
+		if err != nil {
+			failed = endBatch(p, c.ioFail("read ack of batch "+strconv.FormatUint(p.seq, 10), err))
+			cn.Close()
+			continue
+		}
+		ackBuf = payload
+		err = wire.ParseAck(payload)
+		var ae *wire.AckError
+		switch {
+		case err == nil:
+			r.acknowledge(p)
+			endBatch(p, nil)
+		case ext && errors.As(err, &ae) && (ae.Code == wire.CodeInvalid || ae.Code == wire.CodeMalformed):
+			r.refused(p, ae)
+			endBatch(p, err)
+		case ext && errors.As(err, &ae) && wire.Retryable(ae.Code):
+			failed = endBatch(p, retryable(c.fail(reasonErrorAck, fmt.Errorf("batch %d (bets %d..%d): %w", p.seq, p.from, p.end()-1, err))))
+			cn.Close()
+		default:
+			hint := ""
+			if ae != nil {
+				hint = codeHint(ae.Code, c.opts.Agency)
+			}
+			failed = endBatch(p, c.fail(reasonErrorAck, fmt.Errorf("batch %d (%d bets): %w%s", p.seq, p.bets, err, hint)))
+			cn.Close()
+		}
+	}
+	return failed
+}
+
+// acknowledge takes a success ack: the batch's bets are stored.
+func (r *run) acknowledge(p inflight) {
+	c := r.c
+	latency := c.clock.Now().Sub(p.due)
+	observability.ObserveWithTrace(p.ctx, c.m.ackDuration, latency.Seconds())
+	newly := max(0, p.end()-max(p.from, r.acked))
+	r.acked = max(r.acked, p.end())
+	r.res.Bets += int(newly)
+	r.res.Batches++
+	c.m.betsAcked.Add(float64(newly))
+	if c.deps.OnAck != nil {
+		c.deps.OnAck(latency, int(newly))
+	}
+	r.progress++
+	r.prog.tick()
+}
+
+// refused takes an invalid/malformed ack: the central stored nothing of
+// the batch and moved the agency's mark past it, so the run goes on.
+func (r *run) refused(p inflight, ae *wire.AckError) {
+	c := r.c
+	newly := max(0, p.end()-max(p.from, r.acked))
+	r.acked = max(r.acked, p.end())
+	r.rejectedSince += newly
+	r.res.RejectedBatches++
+	c.m.betsRejected.Add(float64(newly))
+	c.m.errors.WithLabelValues(reasonRejected).Inc()
+	// The central's message describes what is wrong without quoting the
+	// bet (docs/PROTOCOL.md); the bets themselves are not logged.
+	c.log.Warn("the central refused a batch: its bets are in no draw; going on", "seq", p.seq, "from", p.from, "bets", p.bets, "central_says", ae.Msg)
+	r.progress++
+}
+
+func endBatch(p inflight, err error) error {
+	if p.span == nil {
+		return err
+	}
+	if err != nil {
+		p.span.RecordError(err)
+		p.span.SetStatus(codes.Error, err.Error())
+		p.span.SetAttributes(attribute.String("loteria.batch.result", "fail"))
+	} else {
+		p.span.SetAttributes(attribute.String("loteria.batch.result", "success"))
+	}
+	p.span.End()
+	return err
+}
+
+// progressLog writes a progress line at most every ProgressInterval, as
+// acks come.
+type progressLog struct {
+	r         *run
+	last      time.Time
+	lastAcked int64
+}
+
+func (pl *progressLog) init(r *run) { pl.r = r }
+
+func (pl *progressLog) tick() {
+	r := pl.r
+	c := r.c
+	now := c.clock.Now()
+	if pl.last.IsZero() {
+		pl.last, pl.lastAcked = now, r.acked
+		return
+	}
+	el := now.Sub(pl.last)
+	if el < c.opts.ProgressInterval {
+		return
+	}
+	args := []any{"round", r.curRound}
+	if r.chunkLen >= 0 {
+		args = append(args, "round_acked", r.acked-r.chunkStart(), "round_bets", r.chunkLen)
+	}
+	args = append(args, "acked", r.acked)
+	if t := r.total(); t >= 0 {
+		args = append(args, "total", t)
+	}
+	args = append(args, "rate", fmt.Sprintf("%.0f bets/s", float64(r.acked-pl.lastAcked)/el.Seconds()))
+	c.log.Info("progress", args...)
+	pl.last, pl.lastAcked = now, r.acked
+}
