@@ -825,8 +825,8 @@ func TestProgramsAcceptGeneratedConfig(t *testing.T) {
 	if len(cc.UnknownKeys) > 0 {
 		t.Errorf("central: unknown keys %v", cc.UnknownKeys)
 	}
-	if cc.Server.Agencies != 5 || cc.Server.StorePath != compose.CentralStore || cc.Port != compose.CentralPort {
-		t.Errorf("central config: agencies %d, store %q, port %d", cc.Server.Agencies, cc.Server.StorePath, cc.Port)
+	if cc.Server.Agencies != 5 || cc.StorePath != compose.CentralStore || cc.Port != strconv.Itoa(compose.CentralPort) {
+		t.Errorf("central config: agencies %d, store %q, port %s", cc.Server.Agencies, cc.StorePath, cc.Port)
 	}
 	if _, p, _ := net.SplitHostPort(cc.MetricsAddr); p != strconv.Itoa(compose.CentralMetricsPort) {
 		t.Errorf("central metrics address %q, want port %d", cc.MetricsAddr, compose.CentralMetricsPort)

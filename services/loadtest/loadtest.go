@@ -20,12 +20,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"math/rand/v2"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/loteria/loteria/services/agency"
-	"github.com/loteria/loteria/services/central"
 	"github.com/loteria/loteria/services/internal/betfile"
 	"github.com/loteria/loteria/services/internal/datagen"
+	"github.com/loteria/loteria/services/internal/ledger"
 	"github.com/loteria/loteria/services/internal/lottery"
 	"github.com/loteria/loteria/services/internal/store"
 )
@@ -49,6 +51,13 @@ type Config struct {
 	StoreDir string
 	// NoStore makes the in-process central acknowledge without storing.
 	NoStore bool
+	// Restarts kills the in-process central (every connection dropped
+	// unanswered, the store closed) and reopens it on the same store and
+	// port this many times during the run, one every RestartEvery
+	// (jittered); the agencies resume by themselves, and the checks then
+	// say whether every bet is stored exactly once with the right winners.
+	Restarts     int
+	RestartEvery time.Duration
 
 	Timeout time.Duration // per ack and dial
 	// Warmup leaves out of the latency figures the batches due in the
@@ -86,6 +95,21 @@ func (c *Config) defaults() error {
 	if c.Seed == 0 {
 		c.Seed = 1
 	}
+	if c.Restarts > 0 {
+		switch {
+		case c.Addr != "":
+			return errors.New("--restarts kills the load tool's own central: it cannot be used with --addr")
+		case c.Duration > 0 || c.Bets == 0:
+			return errors.New("--restarts needs a fixed number of bets per agency (--bets N), so every agency's stream can be resumed and checked")
+		case c.Protocol != agency.ProtocolLoteria:
+			return errors.New("--restarts needs --protocol loteria: seed-protocol agencies cannot resume without duplicating")
+		case c.NoStore:
+			return errors.New("--restarts checks the store: it cannot be used with --no-store")
+		}
+		if c.RestartEvery <= 0 {
+			c.RestartEvery = 500 * time.Millisecond
+		}
+	}
 	return nil
 }
 
@@ -110,8 +134,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	m := newMetrics(cfg.Registerer)
 	addr := cfg.Addr
-	var srv *central.Server
-	var stopCentral func() error
+	var own *inproc
+	var storePath string
 	if addr == "" {
 		dir := cfg.StoreDir
 		if dir == "" {
@@ -122,13 +146,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			defer os.RemoveAll(tmp)
 			dir = tmp
 		}
-		var err error
-		srv, stopCentral, err = startCentral(cfg, filepath.Join(dir, "bets.csv"))
-		if err != nil {
+		storePath = filepath.Join(dir, "bets.csv")
+		if err := refuseUsedStore(storePath); err != nil {
 			return nil, err
 		}
-		defer stopCentral()
-		addr = srv.Addr().String()
+		own = newInproc(cfg, storePath)
+		if err := own.start(); err != nil {
+			return nil, err
+		}
+		defer own.stop()
+		addr = own.address()
 	}
 
 	shared := agency.NewMetrics(cfg.Registerer)
@@ -153,6 +180,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		progress(cfg, start, stopProgress, lat, &betsAcked, &finished, &failed)
 	}()
 
+	restartsDone := make(chan struct{})
+	stopRestarts := make(chan struct{})
+	var restarted int
+	var restartErr error
+	go func() {
+		defer close(restartsDone)
+		if own != nil && cfg.Restarts > 0 {
+			restarted, restartErr = restartLoop(own, cfg, stopRestarts)
+		}
+	}()
 	var wg sync.WaitGroup
 	for i := 1; i <= cfg.Agencies; i++ {
 		r := &agencyRun{id: i}
@@ -168,6 +205,24 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 			defer src.close()
 			r.src = src
+			var stream agency.Stream = agency.OneShot(src, src.fingerprint(cfg, i), -1)
+			if cfg.Restarts > 0 {
+				// Resumable: the agency reopens its stream at the mark the
+				// restarted central reports. The oracle is built from the
+				// same generator, bet by bet, as the check needs it.
+				gs, err := agency.NewGeneratedStream(i, cfg.Seed, int64(cfg.Bets))
+				if err != nil {
+					r.err, r.reason = err, "data"
+					failed.Add(1)
+					return
+				}
+				if err := src.fromStream(gs); err != nil {
+					r.err, r.reason = err, "data"
+					failed.Add(1)
+					return
+				}
+				stream = gs
+			}
 			deps := agency.Deps{
 				Metrics: shared,
 				OnAck: func(d time.Duration, bets int) {
@@ -184,17 +239,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			if cfg.Rate > 0 {
 				deps.Pace = newPacer(cfg, i).wait
 			}
-			c, err := agency.NewClient(agency.Options{
+			opts := agency.Options{
 				Agency: i, Address: addr, MaxBets: cfg.Batch, InFlight: cfg.InFlight,
 				Protocol: cfg.Protocol, Timeout: cfg.Timeout, WinnersTimeout: 30 * time.Minute,
 				DialAttempts: 20,
-			}, deps)
+			}
+			if cfg.Restarts > 0 {
+				// A restart takes milliseconds: keep the backoff short so the
+				// run measures the central, not the agencies' patience.
+				opts.DialAttempts, opts.RetryBase, opts.RetryMax = 0, 20*time.Millisecond, 500*time.Millisecond
+			}
+			c, err := agency.NewClient(opts, deps)
 			if err != nil {
 				r.err, r.reason = err, "config"
 				failed.Add(1)
 				return
 			}
-			res, err := c.Run(ctx, agency.OneShot(src, src.fingerprint(cfg, i), -1))
+			res, err := c.Run(ctx, stream)
 			r.done = time.Since(start)
 			r.bets, r.batches, r.barrierWait, r.winners = int64(res.Bets), int64(res.Batches), res.BarrierWait, res.Winners
 			if err != nil {
@@ -217,47 +278,68 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	wg.Wait()
 	total := time.Since(start)
 	close(stopProgress)
+	close(stopRestarts)
 	<-progressDone
+	<-restartsDone
 
 	rep := buildReport(cfg, runs[1:], lat, total, time.Duration(lastAck.Load()), betsAcked.Load(), batchesAcked.Load())
-	if srv != nil {
-		if err := stopCentral(); err != nil {
+	if cfg.Restarts > 0 {
+		rep.Restarts = restarted
+		c := Check{Name: fmt.Sprintf("central killed and reopened %d times", cfg.Restarts), OK: restarted == cfg.Restarts && restartErr == nil}
+		if restartErr != nil {
+			c.Detail = restartErr.Error()
+		} else if !c.OK {
+			c.Detail = fmt.Sprintf("only %d: the run ended first (lower --restart-every or raise --bets)", restarted)
+		}
+		rep.Checks = append(rep.Checks, c)
+	}
+	if own != nil {
+		if err := own.stop(); err != nil {
 			rep.Checks = append(rep.Checks, Check{Name: "central shut down cleanly", OK: false, Detail: err.Error()})
 		}
 		if !cfg.NoStore {
-			rep.Checks = append(rep.Checks, checkStore(srv.Store().Path(), runs[1:]))
+			rep.Checks = append(rep.Checks, checkStore(storePath, runs[1:], cfg.Restarts > 0))
 		}
 	}
 	rep.finish()
 	return rep, nil
 }
 
-func startCentral(cfg Config, path string) (*central.Server, func() error, error) {
-	srv, err := central.New(central.Config{
-		Address:        "127.0.0.1:0",
-		Agencies:       cfg.Agencies,
-		StorePath:      path,
-		MaxConnections: cfg.Agencies + 64,
-		IdleTimeout:    5 * time.Minute,
-		DiscardBets:    cfg.NoStore,
-	}, central.Deps{Logger: cfg.CentralLogger, Registerer: cfg.Registerer})
+// restartLoop kills and reopens the central every cfg.RestartEvery,
+// jittered by ±50%, until it has done cfg.Restarts or the run ends.
+func restartLoop(p *inproc, cfg Config, stop <-chan struct{}) (int, error) {
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
+	for n := 0; n < cfg.Restarts; n++ {
+		d := cfg.RestartEvery/2 + time.Duration(rng.Int64N(int64(cfg.RestartEvery)))
+		t := time.NewTimer(d)
+		select {
+		case <-stop:
+			t.Stop()
+			return n, nil
+		case <-t.C:
+		}
+		if err := p.kill(); err != nil && !errors.Is(err, ledger.ErrFailed) {
+			return n, fmt.Errorf("kill %d: %w", n+1, err)
+		}
+		if err := p.start(); err != nil {
+			return n, fmt.Errorf("restart %d: %w", n+1, err)
+		}
+	}
+	return cfg.Restarts, nil
+}
+
+// refuseUsedStore refuses a store directory that already holds bets: the
+// checks compare the store with what this run acknowledged, so a store
+// the run did not start empty would fail them for the wrong reason.
+func refuseUsedStore(path string) error {
+	st, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && st.Size() == 0) {
+		return nil
+	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("start the in-process central: %w", err)
+		return err
 	}
-	if err := srv.Listen(); err != nil {
-		srv.Store().Close()
-		return nil, nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	var once sync.Once
-	var serveErr error
-	stop := func() error {
-		once.Do(func() { cancel(); serveErr = <-done })
-		return serveErr
-	}
-	return srv, stop, nil
+	return fmt.Errorf("%s already holds %d bytes of bets from an earlier run: the load tool checks the store against what it sent, so it only uses a store it starts empty; pass a new --store-dir (or none, for a temporary one)", path, st.Size())
 }
 
 // source yields one agency's bets and remembers what it yielded, so the
@@ -348,6 +430,30 @@ func (s *source) fingerprint(cfg Config, agencyID int) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// fromStream makes the oracle of a resumable stream: every bet it will
+// yield, read here from the generator, once.
+func (s *source) fromStream(st agency.Stream) error {
+	src, err := st.Open(0)
+	if err != nil {
+		return err
+	}
+	if c, ok := src.(io.Closer); ok {
+		defer c.Close()
+	}
+	for i := int64(0); i < st.Len(); i++ {
+		b, err := src.Next()
+		if err != nil {
+			return fmt.Errorf("read the stream's bet %d: %w", i, err)
+		}
+		s.n++
+		s.hash = hashBet(s.hash, b.Document, b.Number)
+		if b.Wins() {
+			s.winners = append(s.winners, b.Document)
+		}
+	}
+	return nil
+}
+
 func (s *source) close() {
 	if s.file != nil {
 		s.file.Close()
@@ -357,7 +463,11 @@ func (s *source) close() {
 // checkStore reads the in-process central's bets file and checks it holds
 // exactly the bets each finished agency had acknowledged: same count and
 // same sequence of (document, number) per agency.
-func checkStore(path string, runs []*agencyRun) Check {
+//
+// With exact (the restart mode), acknowledgements are not counted once
+// per bet (a resend of a stored bet is acknowledged again), so the store
+// must hold every agency's whole stream, once, in order.
+func checkStore(path string, runs []*agencyRun, exact bool) Check {
 	type agg struct {
 		n    int64
 		hash uint64
@@ -390,6 +500,19 @@ func checkStore(path string, runs []*agencyRun) Check {
 		g := got[r.id]
 		if g == nil {
 			g = &agg{hash: fnvOffset}
+		}
+		if exact {
+			if r.src == nil || g.n != int64(r.src.n) || g.hash != r.src.hash {
+				bad++
+				if c.Detail == "" {
+					want := 0
+					if r.src != nil {
+						want = r.src.n
+					}
+					c.Detail = fmt.Sprintf("agency %d: store has %d bets, its stream %d (or they differ, or some twice)", r.id, g.n, want)
+				}
+			}
+			continue
 		}
 		if r.err != nil {
 			// A failed agency's unacknowledged batch may or may not be

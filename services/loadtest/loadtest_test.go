@@ -211,3 +211,35 @@ func TestWarmupLeavesEarlyBatchesOut(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartMode kills and reopens the in-process central during a paced
+// run: every agency must finish with its own winners, and the store must
+// hold every agency's stream exactly once (the checks the report makes).
+func TestRestartMode(t *testing.T) {
+	rep, err := Run(t.Context(), Config{
+		Agencies: 20, Bets: 3000, Batch: 10, InFlight: 8, Rate: 30000, StoreDir: t.TempDir(),
+		Restarts: 3, RestartEvery: 150 * time.Millisecond, Timeout: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	t.Logf("\n%s", text.String())
+	if rep.Failed || rep.Restarts != 3 || rep.AgenciesOK != 20 {
+		t.Fatalf("restart run: failed=%v restarts=%d agencies ok=%d\n%s", rep.Failed, rep.Restarts, rep.AgenciesOK, text.String())
+	}
+}
+
+// TestUsedStoreRefused: the load tool checks a store against what it sent,
+// so it refuses one it did not start empty, saying why.
+func TestUsedStoreRefused(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Run(t.Context(), Config{Agencies: 1, Bets: 10, StoreDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(t.Context(), Config{Agencies: 1, Bets: 10, StoreDir: dir})
+	if err == nil || !strings.Contains(err.Error(), "earlier run") {
+		t.Fatalf("a second run on the same store: %v, want a refusal naming the earlier run", err)
+	}
+}

@@ -37,6 +37,9 @@ type Report struct {
 
 	Checks []Check `json:"checks"`
 	Failed bool    `json:"failed"`
+	// Restarts is how many times the in-process central was killed and
+	// reopened during the run (the restart mode).
+	Restarts int `json:"restarts,omitempty"`
 
 	Config struct {
 		Batch    int     `json:"batch"`
@@ -171,6 +174,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	p("Target\t%s, protocol %s, batch ≤%d bets, %d in flight", target, r.Config.Protocol, r.Config.Batch, r.Config.InFlight)
 	p("Agencies\t%d ok, %d failed of %d (success ratio %.4f)", r.AgenciesOK, r.AgenciesFailed, r.Agencies, r.SuccessRatio)
 	p("Bets acked\t%d in %d batches", r.BetsAcked, r.BatchesAcked)
+	if r.Restarts > 0 {
+		p("Restarts\t%d (central killed and reopened on the same store and port)", r.Restarts)
+	}
 	p("Duration\tingest %s (start → last ack), total %s (start → all winners)", r.Ingest.Round(time.Millisecond), r.Total.Round(time.Millisecond))
 	if r.OfferedRate > 0 {
 		p("Offered\t%.0f bets/s", r.OfferedRate)
