@@ -245,7 +245,7 @@ func TestGracefulShutdown(t *testing.T) {
 	<-streamDone
 	n := checkPrefixes(t, dir, store, &a, batch)
 	logs := p.logs()
-	for _, want := range []string{`"resource":"listener"`, `"resource":"connections"`, `"resource":"store"`, `"msg":"central stopped"`} {
+	for _, want := range []string{`"resource":"listeners"`, `"resource":"connections"`, `"resource":"store"`, `"msg":"central stopped"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("shutdown log lacks %s", want)
 		}
