@@ -1,6 +1,7 @@
 package agency
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,6 +35,9 @@ type ProgramConfig struct {
 	LogFormat      string
 	MetricsAddr    string
 	Linger         time.Duration
+	// TLS: the agency's certificate and key, the CA the central's
+	// certificate must chain to, and the name to check it against.
+	TLSCert, TLSKey, TLSCA, TLSServerName string
 
 	ConfigFile  string
 	UnknownKeys []string
@@ -131,6 +135,10 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 	s.String(&c.LogFormat, "log-format", "log.format", "tint, json or seed", "LOG_FORMAT")
 	s.String(&c.MetricsAddr, "metrics-addr", "metrics.address", "metrics and health HTTP address (empty or off: none)", "METRICS_ADDR")
 	s.Duration(&c.Linger, "linger", "metrics.linger", "keep /metrics up this long after the winners", "CLI_LINGER")
+	s.String(&c.TLSCert, "tls-cert", "tls.cert", "the agency's certificate (PEM): connect over mutual TLS; its URI SAN names the agency", "CLI_TLS_CERT")
+	s.String(&c.TLSKey, "tls-key", "tls.key", "the certificate's private key (PEM)", "CLI_TLS_KEY")
+	s.String(&c.TLSCA, "tls-ca", "tls.ca", "the CA (PEM) the central's certificate must chain to", "CLI_TLS_CA")
+	s.String(&c.TLSServerName, "tls-server-name", "tls.serverName", "the name to check the central's certificate against (default: the host of --server)", "CLI_TLS_SERVER_NAME")
 	if err := s.Parse(args, getenv, func() (string, bool) {
 		// config.yaml in the working directory is optional; a file named
 		// by flag or CLI_CONFIG must exist.
@@ -144,10 +152,16 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 	if s.FlagSet().NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", s.FlagSet().Args())
 	}
-	if c.ID < 1 {
+	if c.TLSCert != "" || c.TLSKey != "" || c.TLSCA != "" {
+		if c.TLSCert == "" || c.TLSKey == "" || c.TLSCA == "" {
+			return nil, errors.New("TLS needs all three of CLI_TLS_CERT, CLI_TLS_KEY and CLI_TLS_CA (see docs/TLS.md; bin/certs makes them)")
+		}
+	} else if c.ID < 1 {
+		// Under TLS the id may come from the certificate (the program
+		// reads it there).
 		return nil, fmt.Errorf("agency id missing or below 1: set --id, CLI_ID or id in %s", c.ConfigFile)
 	}
-	if c.DataPath == "" {
+	if c.DataPath == "" && c.ID >= 1 {
 		c.DataPath = fmt.Sprintf(".data/agency-%d.csv", c.ID)
 	}
 	if c.Protocol == "" {
@@ -180,12 +194,26 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 	case c.DataSeed < 0:
 		return nil, fmt.Errorf("data seed %d: want 0 or more", c.DataSeed)
 	}
-	opts := c.Options()
-	if err := opts.defaults(); err != nil {
-		return nil, err
+	if c.ID >= 1 {
+		opts := c.Options()
+		if err := opts.defaults(); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
+
+// SetID sets the agency id read from its certificate (when --id was not
+// given), with the data path that follows from it.
+func (c *ProgramConfig) SetID(id int) {
+	c.ID = id
+	if c.DataPath == "" {
+		c.DataPath = fmt.Sprintf(".data/agency-%d.csv", id)
+	}
+}
+
+// TLSEnabled reports whether the agency connects over mutual TLS.
+func (c *ProgramConfig) TLSEnabled() bool { return c.TLSCert != "" }
 
 // rateValue is a bets-per-second setting: a non-negative decimal number.
 type rateValue float64

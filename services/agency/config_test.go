@@ -183,6 +183,7 @@ var agencySettings = []struct {
 	{"log-format", "LOG_FORMAT", "log.format", "json", "json", func(c *ProgramConfig) any { return c.LogFormat }, "json"},
 	{"metrics-addr", "METRICS_ADDR", "metrics.address", ":9465", `":9465"`, func(c *ProgramConfig) any { return c.MetricsAddr }, ":9465"},
 	{"linger", "CLI_LINGER", "metrics.linger", "15s", "15s", func(c *ProgramConfig) any { return c.Linger }, 15 * time.Second},
+	{"tls-server-name", "CLI_TLS_SERVER_NAME", "tls.serverName", "central.example", "central.example", func(c *ProgramConfig) any { return c.TLSServerName }, "central.example"},
 }
 
 // TestConfigEachSettingFromEachSource: every documented setting, through its
@@ -545,7 +546,8 @@ func TestConfigEffective(t *testing.T) {
 		v, _ := kv[i+1].(string)
 		got[k] = v
 	}
-	var documented []string
+	// The TLS files only work together (TestConfigTLS sets them).
+	documented := []string{"tls-cert", "tls-key", "tls-ca"}
 	for _, s := range agencySettings {
 		if !slices.Contains(documented, s.flag) {
 			documented = append(documented, s.flag)
@@ -565,5 +567,25 @@ func TestConfigEffective(t *testing.T) {
 		if got[f] != want {
 			t.Errorf("Effective %s = %q, want %q", f, got[f], want)
 		}
+	}
+}
+
+// TestConfigTLS: the three TLS files go together; with them the id may
+// come from the certificate (the program reads it there).
+func TestConfigTLS(t *testing.T) {
+	inEmptyDir(t)
+	c, err := LoadConfig(nil, envOf(map[string]string{"CLI_TLS_CERT": "a.pem", "CLI_TLS_KEY": "a-key.pem", "CLI_TLS_CA": "ca.pem"}), io.Discard)
+	if err != nil {
+		t.Fatalf("TLS without --id: %v", err)
+	}
+	if !c.TLSEnabled() || c.ID != 0 {
+		t.Fatalf("TLS enabled %v, id %d", c.TLSEnabled(), c.ID)
+	}
+	c.SetID(4)
+	if c.DataPath != ".data/agency-4.csv" {
+		t.Errorf("data path %q after SetID(4)", c.DataPath)
+	}
+	if _, err := LoadConfig(nil, envOf(map[string]string{"CLI_TLS_CERT": "a.pem", "CLI_ID": "1"}), io.Discard); err == nil || !strings.Contains(err.Error(), "CLI_TLS_KEY") {
+		t.Errorf("a certificate without its key: %v, want an error naming CLI_TLS_KEY", err)
 	}
 }

@@ -3,15 +3,19 @@ package central_test
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/loteria/loteria/internal/testenv"
+	"github.com/loteria/loteria/services/agency"
 	"github.com/loteria/loteria/services/central"
 	"github.com/loteria/loteria/services/internal/certs"
 	"github.com/loteria/loteria/services/internal/certs/certstest"
@@ -171,4 +175,56 @@ func TestNewerTLSConnectionReplacesOlder(t *testing.T) {
 	testenv.Eventually(t, 5*time.Second, "the replacement to be counted", func() bool {
 		return testutil.ToFloat64(counterWith(t, h.reg, "loteria_connections_replaced_total", "", "")) == 1
 	})
+}
+
+// TestOfficialDataOverMutualTLS runs the five agencies with the real client
+// over mutual TLS, each with its own certificate: every agency gets its
+// own winners and the store holds every bet once.
+func TestOfficialDataOverMutualTLS(t *testing.T) {
+	dir := dataDir(t)
+	p := newPKI(t)
+	h := startTLSCentral(t, p, central.Config{Agencies: 5})
+	var wg sync.WaitGroup
+	results := make([]agency.Result, 6)
+	errs := make([]error, 6)
+	for i := 1; i <= 5; i++ {
+		f := certstest.Write(t, p.dir, fmt.Sprintf("agency-%d", i), certstest.Agency(t, p.ca, i))
+		cc, err := tlsconf.ClientConfig(f.Cert, f.Key, p.caFile, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			s, err := agency.OpenFileStream(testenv.AgencyFile(dir, i), i)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			c, err := agency.NewClient(agency.Options{Agency: i, Address: h.addr, MaxBets: 100, InFlight: 16,
+				Timeout: 20 * time.Second, WinnersTimeout: time.Minute, TLS: cc}, agency.Deps{})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			results[i], errs[i] = c.Run(t.Context(), s)
+		})
+	}
+	wg.Wait()
+	for i := 1; i <= 5; i++ {
+		if errs[i] != nil {
+			t.Fatalf("agency %d: %v", i, errs[i])
+		}
+		want := testenv.Winners(testenv.ReadAgencyFile(t, testenv.AgencyFile(dir, i), i))
+		if got := results[i].Winners; !slices.Equal(got, want) {
+			t.Errorf("agency %d winners %v, want %v", i, got, want)
+		}
+	}
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	stored := testenv.ByAgency(testenv.ReadStore(t, h.store))
+	for i := 1; i <= 5; i++ {
+		if want := testenv.ReadAgencyFile(t, testenv.AgencyFile(dir, i), i); !slices.Equal(stored[i], want) {
+			t.Errorf("agency %d: store holds %d bets, want its %d once each", i, len(stored[i]), len(want))
+		}
+	}
 }

@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 
 	"github.com/loteria/loteria/observability"
 	"github.com/loteria/loteria/services/agency"
+	"github.com/loteria/loteria/services/internal/tlsconf"
 )
 
 func main() {
@@ -55,12 +57,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, "agency:", err)
 		return 2
 	}
+	var tlsConfig *tls.Config
+	if cfg.TLSEnabled() {
+		if tlsConfig, err = clientTLS(cfg); err != nil {
+			fmt.Fprintln(stderr, "agency:", err)
+			return 2
+		}
+	}
 	log := base.With("agency", cfg.ID)
 	log.Info("config", cfg.Effective()...)
 	if len(cfg.UnknownKeys) > 0 {
 		log.Debug("config file has keys the agency does not use", "keys", cfg.UnknownKeys)
 	}
-	err = send(ctx, cfg, base, log, stdout)
+	err = send(ctx, cfg, tlsConfig, base, log, stdout)
 	var rejected *agency.RejectedError
 	switch {
 	case err == nil:
@@ -79,7 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // arrive; the deferred linger (keeping /metrics up) comes after. base is
 // the logger without the agency attribute: the seed's consulta_ganadores
 // line carries nothing after its count.
-func send(ctx context.Context, cfg *agency.ProgramConfig, base, log *slog.Logger, stdout io.Writer) error {
+func send(ctx context.Context, cfg *agency.ProgramConfig, tlsConfig *tls.Config, base, log *slog.Logger, stdout io.Writer) error {
 	tp, err := observability.NewTracerProvider(ctx, "loteria-agency", attribute.Int("loteria.agency.id", cfg.ID))
 	if err != nil {
 		return err
@@ -122,7 +131,9 @@ func send(ctx context.Context, cfg *agency.ProgramConfig, base, log *slog.Logger
 	if err != nil {
 		return err
 	}
-	client, err := agency.NewClient(cfg.Options(), agency.Deps{
+	opts := cfg.Options()
+	opts.TLS = tlsConfig
+	client, err := agency.NewClient(opts, agency.Deps{
 		Logger:  log,
 		Metrics: metrics,
 		Tracer:  tp.Tracer("github.com/loteria/loteria/services/agency"),
@@ -141,6 +152,27 @@ func send(ctx context.Context, cfg *agency.ProgramConfig, base, log *slog.Logger
 			"barrier_wait", res.BarrierWait)
 	}
 	return err
+}
+
+// clientTLS loads the agency's certificate: the agency id is the one it
+// names (so --id may be left out); an --id that differs is refused at
+// start rather than by the central.
+func clientTLS(cfg *agency.ProgramConfig) (*tls.Config, error) {
+	tc, err := tlsconf.ClientConfig(cfg.TLSCert, cfg.TLSKey, cfg.TLSCA, cfg.TLSServerName)
+	if err != nil {
+		return nil, err
+	}
+	id, err := tlsconf.AgencyID(tc.Certificates[0].Leaf)
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s: %w", cfg.TLSCert, err)
+	}
+	switch {
+	case cfg.ID == 0:
+		cfg.SetID(id)
+	case cfg.ID != id:
+		return nil, fmt.Errorf("--id %d but the certificate %s is agency %d's: the central would refuse every batch", cfg.ID, cfg.TLSCert, id)
+	}
+	return tc, nil
 }
 
 // winnersLine is what the agency prints on stdout for each round.
