@@ -155,7 +155,7 @@ func (c *conn) complete(pb *pendingBatch) {
 func (c *conn) answer(pb *pendingBatch) {
 	s := c.s
 	a := &c.acks
-	s.m.batches.WithLabelValues(pb.result).Inc()
+	s.m.batch(pb.result)
 	s.in.took(pb.newBets, pb.result == resultSuccess)
 	if pb.span.IsRecording() {
 		pb.span.SetAttributes(attribute.String("loteria.batch.result", pb.result))

@@ -58,6 +58,7 @@ const maxAgencySeries = 1000
 
 type metrics struct {
 	batches       *prometheus.CounterVec
+	byResult      map[string]prometheus.Counter // batches' series, resolved once
 	betsStored    *prometheus.CounterVec
 	duplicates    prometheus.Counter
 	gaps          prometheus.Counter
@@ -162,9 +163,10 @@ func newMetrics(reg prometheus.Registerer, agencies int, tlsReasons []string) *m
 	}
 	// Make every known series exist from the start, so rates and alerts
 	// see zeros rather than nothing.
+	m.byResult = make(map[string]prometheus.Counter)
 	for _, r := range []string{resultSuccess, resultMalformed, resultInvalidBet, resultWrongAgency, resultAfterDraw,
 		resultAfterEnd, resultGap, resultConflict, resultConnected, resultStoreFailed, resultOutcomeUnknown, resultShuttingDown} {
-		m.batches.WithLabelValues(r)
+		m.byResult[r] = m.batches.WithLabelValues(r)
 	}
 	for _, r := range []string{closeDone, closePeerClosed, closeIdleTimeout, closeProtocolError, closeShutdown,
 		closeWriteError, closeHandshake, closeRefused, closeReplaced, closeStoreFailed, closeOutcomeUnknown} {
@@ -192,6 +194,15 @@ func newMetrics(reg prometheus.Registerer, agencies int, tlsReasons []string) *m
 			m.connected, m.accepted, m.acceptErrors, m.closed, m.rejected, m.replaced, m.protoErrors, m.tlsErrors)
 	}
 	return m
+}
+
+// batch counts one batch's outcome in loteria_batches_received_total.
+func (m *metrics) batch(result string) {
+	if c, ok := m.byResult[result]; ok {
+		c.Inc()
+		return
+	}
+	m.batches.WithLabelValues(result).Inc()
 }
 
 // latencyBuckets span sub-millisecond LAN round trips to seconds.

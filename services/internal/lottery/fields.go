@@ -51,6 +51,27 @@ func fieldErr(field, format string, args ...any) error {
 	return &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)}
 }
 
+// Classes of a name's bytes, for ValidateName's fast path.
+const (
+	nameOK      = iota // printable ASCII other than the separators
+	nameRefused        // a separator or a control character
+	nameUTF8           // part of a multi-byte character: decode it
+)
+
+// nameByte classifies every byte value; it is built once and never
+// changed.
+var nameByte = func() (t [256]uint8) {
+	for c := range 256 {
+		switch {
+		case c >= utf8.RuneSelf:
+			t[c] = nameUTF8
+		case c < 0x20 || c == 0x7f || c == ';' || c == ',':
+			t[c] = nameRefused
+		}
+	}
+	return t
+}()
+
 // ValidateName checks a first or last name (what names the field in the
 // error): non-empty, at most MaxNameBytes bytes of valid UTF-8, with no
 // control character (C0, DEL, C1; so no NUL, TAB, CR, LF or ESC), no line
@@ -63,7 +84,13 @@ func ValidateName[T ~string | ~[]byte](what string, s T) error {
 	if len(s) > MaxNameBytes {
 		return fieldErr(what, "is %d bytes, at most %d", len(s), MaxNameBytes)
 	}
-	for i := 0; i < len(s); {
+	// Fast path: most names are plain ASCII letters and spaces; one table
+	// lookup a byte finds the first one that needs a closer look.
+	i := 0
+	for i < len(s) && nameByte[s[i]] == nameOK {
+		i++
+	}
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {

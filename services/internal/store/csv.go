@@ -35,10 +35,18 @@ func appendField[T ~string | ~[]byte](dst []byte, f T) []byte {
 	return append(dst, '"')
 }
 
+// quoted marks the bytes that make a field need quotes; built once and
+// never changed.
+var quoted = func() (t [256]bool) {
+	for _, c := range []byte{',', '"', '\r', '\n'} {
+		t[c] = true
+	}
+	return t
+}()
+
 func needsQuotes[T ~string | ~[]byte](f T) bool {
 	for i := 0; i < len(f); i++ {
-		switch f[i] {
-		case ',', '"', '\r', '\n':
+		if quoted[f[i]] {
 			return true
 		}
 	}
