@@ -12,7 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/loteria/loteria/services/central"
+	"github.com/loteria/loteria/services/internal/certs"
 	"github.com/loteria/loteria/services/internal/store"
+	"github.com/loteria/loteria/services/internal/tlsconf"
 )
 
 // inproc is the load tool's own central, in this process, over a real
@@ -49,6 +51,22 @@ func newInproc(cfg Config, path string) *inproc {
 	}
 }
 
+// useTLS makes certificates for n agencies in dir and serves only the
+// mutual-TLS listener.
+func (p *inproc) useTLS(dir string, n int) error {
+	b, err := certs.Generate(dir, certs.Options{Agencies: n, Hosts: []string{"127.0.0.1"}})
+	if err != nil {
+		return fmt.Errorf("make the run's certificates: %w", err)
+	}
+	tc, err := tlsconf.ServerConfig(b.Central.Cert, b.Central.Key, b.CAFiles.Cert)
+	if err != nil {
+		return err
+	}
+	p.cfg.Address, p.cfg.TLSAddress = "", "127.0.0.1:0"
+	p.cfg.TLS, p.cfg.AgencyID, p.cfg.HandshakeReason, p.cfg.HandshakeReasons = tc, tlsconf.PeerAgency, tlsconf.HandshakeReason, tlsconf.Reasons()
+	return nil
+}
+
 // start opens the store (recovering it) and serves on the central's
 // address: a fresh port the first time, the same one after a kill.
 func (p *inproc) start() error {
@@ -67,7 +85,11 @@ func (p *inproc) start() error {
 	}
 	cfg := p.cfg
 	if p.addr != "" {
-		cfg.Address = p.addr
+		if cfg.TLSAddress != "" {
+			cfg.TLSAddress = p.addr
+		} else {
+			cfg.Address = p.addr
+		}
 	}
 	deps := central.Deps{Ledger: st, Logger: p.log}
 	if p.kills == 0 {
@@ -92,7 +114,11 @@ func (p *inproc) start() error {
 		st.Close()
 		return err
 	}
-	p.addr = ln.Plain.Addr().(*net.TCPAddr).String()
+	if ln.Plain != nil {
+		p.addr = ln.Plain.Addr().(*net.TCPAddr).String()
+	} else {
+		p.addr = ln.TLS.Addr().(*net.TCPAddr).String()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()

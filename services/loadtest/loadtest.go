@@ -26,10 +26,12 @@ import (
 
 	"github.com/loteria/loteria/services/agency"
 	"github.com/loteria/loteria/services/internal/betfile"
+	"github.com/loteria/loteria/services/internal/certs"
 	"github.com/loteria/loteria/services/internal/datagen"
 	"github.com/loteria/loteria/services/internal/ledger"
 	"github.com/loteria/loteria/services/internal/lottery"
 	"github.com/loteria/loteria/services/internal/store"
+	"github.com/loteria/loteria/services/internal/tlsconf"
 )
 
 // Config is one load run.
@@ -51,6 +53,12 @@ type Config struct {
 	StoreDir string
 	// NoStore makes the in-process central acknowledge without storing.
 	NoStore bool
+	// TLS makes every agency connect over mutual TLS, each with its own
+	// certificate. With the in-process central, certificates are made for
+	// the run in a temporary directory; with Addr, TLSDir must hold what
+	// bin/certs wrote (ca.pem, agency-<i>.pem, agency-<i>-key.pem).
+	TLS    bool
+	TLSDir string
 	// Restarts kills the in-process central (every connection dropped
 	// unanswered, the store closed) and reopens it on the same store and
 	// port this many times during the run, one every RestartEvery
@@ -94,6 +102,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Seed == 0 {
 		c.Seed = 1
+	}
+	if c.TLS && c.Addr != "" && c.TLSDir == "" {
+		return errors.New("--tls with --addr needs --tls-dir: the certificates bin/certs wrote for that central")
 	}
 	if c.Restarts > 0 {
 		switch {
@@ -151,6 +162,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 		own = newInproc(cfg, storePath)
+		if cfg.TLS && cfg.TLSDir == "" {
+			certDir, err := os.MkdirTemp("", "loteria-loadtest-certs-")
+			if err != nil {
+				return nil, err
+			}
+			defer os.RemoveAll(certDir)
+			cfg.TLSDir = certDir
+			if err := own.useTLS(certDir, cfg.Agencies); err != nil {
+				return nil, err
+			}
+		}
 		if err := own.start(); err != nil {
 			return nil, err
 		}
@@ -248,6 +270,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				// A restart takes milliseconds: keep the backoff short so the
 				// run measures the central, not the agencies' patience.
 				opts.DialAttempts, opts.RetryBase, opts.RetryMax = 0, 20*time.Millisecond, 500*time.Millisecond
+			}
+			if cfg.TLS {
+				if opts.TLS, err = tlsconf.ClientConfig(filepath.Join(cfg.TLSDir, certs.AgencyFile(i)),
+					filepath.Join(cfg.TLSDir, certs.AgencyKeyFile(i)), filepath.Join(cfg.TLSDir, "ca.pem"), ""); err != nil {
+					r.err, r.reason = err, "config"
+					failed.Add(1)
+					return
+				}
 			}
 			c, err := agency.NewClient(opts, deps)
 			if err != nil {

@@ -243,3 +243,16 @@ func TestUsedStoreRefused(t *testing.T) {
 		t.Fatalf("a second run on the same store: %v, want a refusal naming the earlier run", err)
 	}
 }
+
+// TestTLSMode: agencies over mutual TLS, each with its own certificate.
+func TestTLSMode(t *testing.T) {
+	rep, err := Run(t.Context(), Config{Agencies: 5, Bets: 500, Batch: 100, InFlight: 4, StoreDir: t.TempDir(), TLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Failed || rep.AgenciesOK != 5 || rep.BetsAcked != 2500 {
+		var text bytes.Buffer
+		rep.WriteText(&text)
+		t.Fatalf("TLS run failed:\n%s", text.String())
+	}
+}

@@ -42,6 +42,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Addr, "addr", "", "central to target (default: start one in this process)")
 	fs.StringVar(&cfg.StoreDir, "store-dir", "", "in-process central's store directory (default: temporary)")
 	fs.BoolVar(&cfg.NoStore, "no-store", false, "in-process central acknowledges without storing (to measure storage's cost)")
+	fs.BoolVar(&cfg.TLS, "tls", false, "agencies connect over mutual TLS, each with its own certificate (made for the run, or from --tls-dir with --addr)")
+	fs.StringVar(&cfg.TLSDir, "tls-dir", "", "with --tls and --addr: the directory bin/certs wrote (ca.pem, agency-<i>.pem, agency-<i>-key.pem)")
 	fs.IntVar(&cfg.Restarts, "restarts", 0, "kill and reopen the in-process central this many times during the run (needs --bets), then check every bet is stored exactly once")
 	fs.DurationVar(&cfg.RestartEvery, "restart-every", 500*time.Millisecond, "time between restarts (jittered ±50%)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "per-ack timeout")
