@@ -381,6 +381,7 @@ func (rs *rounds) holdDraw(r *round, closed *ledger.Receipt) {
 		byAgency[w.Agency] = append(byAgency[w.Agency], w.Document)
 	}
 	r.finish(&d, byAgency, nil)
+	rs.compact(r.num - 2)
 	took := time.Since(start)
 	s.m.draws.Inc()
 	s.m.drawTook.Set(took.Seconds())
@@ -490,6 +491,24 @@ func (r *round) loadWinners(led ledger.Ledger) (map[int][]string, error) {
 	return byAgency, nil
 }
 
+// compact lets a drawn round keep only what is still asked of it (its
+// draw, its winners, how many finished), so a central holding rounds for
+// days does not keep every round's END set and winner book.
+func (rs *rounds) compact(num int) {
+	r := rs.get(num)
+	if r == nil || !r.isDone() {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ended == nil {
+		return
+	}
+	r.anon += len(r.ended) // finished() stays right
+	r.ended, r.pending = nil, nil
+	r.book = winnerBook{}
+}
+
 // welcome is the WELCOME for an agency asking for round want (0: the open
 // one, or the last after every round is done).
 func (rs *rounds) welcome(agency, want int, total int64) (wire.Welcome, error) {
@@ -544,7 +563,7 @@ func (r *round) endRecorded(agency, expected int) (first, all bool) {
 func (r *round) hasEnded(agency int) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.ended[agency] || r.pending[agency]
+	return r.ended[agency] || r.pending[agency] // nil maps (a compacted round) hold nothing
 }
 
 func (r *round) finished() int {
