@@ -53,6 +53,11 @@ type Config struct {
 	StoreDir string
 	// NoStore makes the in-process central acknowledge without storing.
 	NoStore bool
+	// Prebuilt sends prebuilt frames on raw connections instead of running
+	// the agency client: a few batches built once per agency and sent over
+	// and over (seed protocol, so each is stored again), so the load side
+	// costs next to nothing and the run measures the central.
+	Prebuilt bool
 	// TLS makes every agency connect over mutual TLS, each with its own
 	// certificate. With the in-process central, certificates are made for
 	// the run in a temporary directory; with Addr, TLSDir must hold what
@@ -102,6 +107,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Seed == 0 {
 		c.Seed = 1
+	}
+	if c.Prebuilt && (c.TLS || c.Restarts > 0 || c.DataDir != "") {
+		return errors.New("--prebuilt sends its own frames on plain connections: it cannot be combined with --tls, --restarts or --data-dir")
 	}
 	if c.TLS && c.Addr != "" && c.TLSDir == "" {
 		return errors.New("--tls with --addr needs --tls-dir: the certificates bin/certs wrote for that central")
@@ -212,6 +220,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			restarted, restartErr = restartLoop(own, cfg, stopRestarts)
 		}
 	}()
+	finish := func(r *agencyRun, err error) {
+		if err != nil {
+			r.err = err
+			r.reason = "other"
+			var ae *agency.Error
+			if errors.As(err, &ae) {
+				r.reason = ae.Reason
+			}
+			m.errors.WithLabelValues(r.reason).Inc()
+			failed.Add(1)
+			m.agencies.WithLabelValues("failed").Inc()
+		} else {
+			finished.Add(1)
+			m.agencies.WithLabelValues("done").Inc()
+		}
+		m.agencies.WithLabelValues("running").Dec()
+	}
 	var wg sync.WaitGroup
 	for i := 1; i <= cfg.Agencies; i++ {
 		r := &agencyRun{id: i}
@@ -219,6 +244,28 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		wg.Go(func() {
 			running.Add(1)
 			defer running.Add(-1)
+			onAck := func(d time.Duration, bets int) {
+				if cfg.Warmup <= 0 || time.Since(start)-d >= cfg.Warmup {
+					lat.Record(d)
+				}
+				m.ackDuration.Observe(d.Seconds())
+				m.betsAcked.Add(float64(bets))
+				betsAcked.Add(int64(bets))
+				batchesAcked.Add(1)
+				lastAck.Store(int64(time.Since(start)))
+			}
+			if cfg.Prebuilt {
+				src := &source{hash: fnvOffset}
+				r.src = src
+				var pace func(context.Context, int) (time.Time, error)
+				if cfg.Rate > 0 {
+					pace = newPacer(cfg, i).wait
+				}
+				err := runPrebuilt(ctx, cfg, addr, r, src, deadline, pace, onAck)
+				r.done = time.Since(start)
+				finish(r, err)
+				return
+			}
 			src, err := newSource(cfg, i, deadline)
 			if err != nil {
 				r.err, r.reason = err, "data"
@@ -245,19 +292,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				}
 				stream = gs
 			}
-			deps := agency.Deps{
-				Metrics: shared,
-				OnAck: func(d time.Duration, bets int) {
-					if cfg.Warmup <= 0 || time.Since(start)-d >= cfg.Warmup {
-						lat.Record(d)
-					}
-					m.ackDuration.Observe(d.Seconds())
-					m.betsAcked.Add(float64(bets))
-					betsAcked.Add(int64(bets))
-					batchesAcked.Add(1)
-					lastAck.Store(int64(time.Since(start)))
-				},
-			}
+			deps := agency.Deps{Metrics: shared, OnAck: onAck}
 			if cfg.Rate > 0 {
 				deps.Pace = newPacer(cfg, i).wait
 			}
@@ -288,21 +323,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			res, err := c.Run(ctx, stream)
 			r.done = time.Since(start)
 			r.bets, r.batches, r.barrierWait, r.winners = int64(res.Bets), int64(res.Batches), res.BarrierWait, res.Winners
-			if err != nil {
-				r.err = err
-				r.reason = "other"
-				var ae *agency.Error
-				if errors.As(err, &ae) {
-					r.reason = ae.Reason
-				}
-				m.errors.WithLabelValues(r.reason).Inc()
-				failed.Add(1)
-				m.agencies.WithLabelValues("failed").Inc()
-			} else {
-				finished.Add(1)
-				m.agencies.WithLabelValues("done").Inc()
-			}
-			m.agencies.WithLabelValues("running").Dec()
+			finish(r, err)
 		})
 	}
 	wg.Wait()

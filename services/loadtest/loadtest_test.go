@@ -256,3 +256,17 @@ func TestTLSMode(t *testing.T) {
 		t.Fatalf("TLS run failed:\n%s", text.String())
 	}
 }
+
+// TestPrebuiltMode: raw connections sending prebuilt frames; the checks
+// still hold (winners of what was sent, the store holds it all).
+func TestPrebuiltMode(t *testing.T) {
+	rep, err := Run(t.Context(), Config{Agencies: 10, Bets: 3000, Batch: 1000, InFlight: 4, StoreDir: t.TempDir(), Prebuilt: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Failed || rep.AgenciesOK != 10 || rep.BetsAcked < 30000 {
+		var text bytes.Buffer
+		rep.WriteText(&text)
+		t.Fatalf("prebuilt run failed:\n%s", text.String())
+	}
+}

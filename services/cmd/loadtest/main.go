@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -42,6 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Addr, "addr", "", "central to target (default: start one in this process)")
 	fs.StringVar(&cfg.StoreDir, "store-dir", "", "in-process central's store directory (default: temporary)")
 	fs.BoolVar(&cfg.NoStore, "no-store", false, "in-process central acknowledges without storing (to measure storage's cost)")
+	fs.BoolVar(&cfg.Prebuilt, "prebuilt", false, "cheap load: each agency sends a few prebuilt frames over and over (seed protocol) on a raw connection, so the run measures the central, not bet generation")
 	fs.BoolVar(&cfg.TLS, "tls", false, "agencies connect over mutual TLS, each with its own certificate (made for the run, or from --tls-dir with --addr)")
 	fs.StringVar(&cfg.TLSDir, "tls-dir", "", "with --tls and --addr: the directory bin/certs wrote (ca.pem, agency-<i>.pem, agency-<i>-key.pem)")
 	fs.IntVar(&cfg.Restarts, "restarts", 0, "kill and reopen the in-process central this many times during the run (needs --bets), then check every bet is stored exactly once")
@@ -56,6 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	centralLog := fs.String("central-log-level", "", "log the in-process central at this level to stderr (default: silent)")
 	hold := fs.Duration("hold", 0, "connections-only mode: open --agencies connections, hold them idle this long, report the central's memory per connection")
 	centralMetrics := fs.String("central-metrics", "", "the target central's /metrics URL (for --hold)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (load tool and in-process central) to this file")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -109,6 +112,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		defer hs.Shutdown(context.Background())
 		fmt.Fprintln(stderr, "loadtest: metrics on", hs.Addr())
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "loadtest:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "loadtest:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 	rep, err := loadtest.Run(ctx, cfg)
 	if err != nil {
