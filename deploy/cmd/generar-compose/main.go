@@ -10,6 +10,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,10 +18,27 @@ import (
 	"path/filepath"
 
 	"github.com/loteria/loteria/deploy/compose"
+	"github.com/loteria/loteria/internal/usage"
 )
 
+// program is what -h says.
+var program = usage.Program{
+	Name: "generar-compose",
+	Summary: "writes the Docker Compose stack of loteria for N agencies (central, agencies, Prometheus, Grafana, Jaeger), " +
+		"with each agency's config file and the Prometheus scrape targets of the agencies",
+	Notes: []string{
+		"Run it from the repository root (or pass --root); then: docker compose -f deploy/out/docker-compose.yaml up -d --build.\n" +
+			"Agencies without a file in --data-dir read generated data: go run ./services/cmd/gendata --agencies N --out .data\n" +
+			"More in deploy/README.md.",
+	},
+}
+
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "generar-compose:", err)
 		os.Exit(1)
 	}
@@ -40,8 +58,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.LogLevel, "log-level", "INFO", "log level of the central and the agencies")
 	fs.IntVar(&o.BatchMaxAmount, "batch-max", 100, "batch.maxAmount of the agencies")
 	fs.DurationVar(&o.Linger, "linger", 0, "CLI_LINGER of the agencies (default 60s)")
-	if err := fs.Parse(args); err != nil {
-		return err
+	if err := usage.Parse(fs, program, args); err != nil {
+		return err // flag.ErrHelp after -h: the help is written, exit 0
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %v", fs.Args())

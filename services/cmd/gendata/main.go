@@ -21,8 +21,20 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/loteria/loteria/internal/usage"
 	"github.com/loteria/loteria/services/internal/datagen"
 )
+
+// program is what -h says.
+var program = usage.Program{
+	Name: "gendata",
+	Summary: "writes realistic, deterministic bet files in the course's dataset format " +
+		"(DIR/agency-<i>.csv for agencies 1..N), for the demo, the tests and the Compose stack",
+	Notes: []string{
+		"The files are a pure function of the flags: the same flags always write the same bytes.\n" +
+			"Example: gendata --agencies 5 --bets 10000 --out .data",
+	},
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -41,6 +53,9 @@ func (c *betCounts) String() string {
 	}
 	return strings.Join(s, ",")
 }
+
+// Kind is the word -h shows after --bets.
+func (c *betCounts) Kind() string { return "N|N1,N2,..." }
 
 func (c *betCounts) Set(v string) error {
 	var counts betCounts
@@ -65,19 +80,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", ".data", "output directory (created if missing)")
 	ratio := fs.Float64("winner-ratio", datagen.DefaultWinnerRatio,
 		"probability in [0,1] that a bet plays the winning number on purpose (on top of the uniform 1/10000)")
-	if err := fs.Parse(args); err != nil {
+	if err := usage.Parse(fs, program, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		fmt.Fprintln(stderr, "gendata:", err)
 		return 2
 	}
-	usage := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "gendata: "+format+"\n", a...)
-		fs.Usage()
+	bad := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "gendata: "+format+" (gendata -h lists every flag)\n", a...)
 		return 2
 	}
 	if fs.NArg() > 0 {
-		return usage("unexpected arguments %q", fs.Args())
+		return bad("unexpected arguments %q", fs.Args())
 	}
 	agenciesSet := false
 	fs.Visit(func(f *flag.Flag) { agenciesSet = agenciesSet || f.Name == "agencies" })
@@ -85,16 +100,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case len(bets) > 1 && !agenciesSet:
 		*agencies = len(bets)
 	case len(bets) > 1 && len(bets) != *agencies:
-		return usage("--bets lists %d counts but --agencies is %d", len(bets), *agencies)
+		return bad("--bets lists %d counts but --agencies is %d", len(bets), *agencies)
 	}
 	if *agencies < 1 {
-		return usage("--agencies must be at least 1, not %d", *agencies)
+		return bad("--agencies must be at least 1, not %d", *agencies)
 	}
 	if !(*ratio >= 0 && *ratio <= 1) {
-		return usage("--winner-ratio must be in [0,1], not %v", *ratio)
+		return bad("--winner-ratio must be in [0,1], not %v", *ratio)
 	}
 	if *out == "" {
-		return usage("--out must not be empty")
+		return bad("--out must not be empty")
 	}
 	wr := *ratio
 	if wr == 0 {

@@ -120,6 +120,17 @@ func TestRunErrors(t *testing.T) {
 			if stdout.Len() != 0 {
 				t.Errorf("stdout: %s", stdout.String())
 			}
+			lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+			switch tt.code {
+			case 0: // -h: first what the program is, then how to call it
+				if !strings.HasPrefix(lines[0], "gendata: writes ") || !strings.Contains(stderr.String(), "\n  --bets N|N1,N2,...\n") {
+					t.Errorf("-h does not introduce the program and its flags:\n%s", stderr.String())
+				}
+			case 2: // a bad flag: one line saying what is wrong and where the help is
+				if len(lines) != 1 || !strings.HasPrefix(lines[0], "gendata: ") || !strings.Contains(lines[0], "gendata -h") {
+					t.Errorf("want one line naming the problem and gendata -h, got:\n%s", stderr.String())
+				}
+			}
 		})
 	}
 }

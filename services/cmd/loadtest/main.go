@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,10 +16,27 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/loteria/loteria/internal/usage"
 	"github.com/loteria/loteria/observability"
 	"github.com/loteria/loteria/services/agency"
 	"github.com/loteria/loteria/services/loadtest"
 )
+
+// program is what -h says.
+var program = usage.Program{
+	Name: "loadtest",
+	Summary: "drives many simulated agencies (the real agency client, one TCP connection each) against a central, " +
+		"its own in this process unless --addr names one, and reports throughput, ack latency, errors and whether every agency got its winners",
+	Notes: []string{
+		"The in-process central stores in a fresh temporary directory (--store-dir to choose one) and is\n" +
+			"checked afterwards: every agency's winners, and the store holding exactly the acknowledged bets.\n" +
+			"Examples:\n" +
+			"  loadtest --agencies 100 --bets 1000                  a short run with its checks\n" +
+			"  loadtest --agencies 1000 --duration 10s --quiet      sustained throughput\n" +
+			"  loadtest --agencies 1000 --duration 10s --rate 300000 --warmup 2s   ack latency at a set load\n" +
+			"Measurements and how they were taken: docs/BENCHMARKS.md.",
+	},
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -59,10 +77,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	hold := fs.Duration("hold", 0, "connections-only mode: open --agencies connections, hold them idle this long, report the central's memory per connection")
 	centralMetrics := fs.String("central-metrics", "", "the target central's /metrics URL (for --hold)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (load tool and in-process central) to this file")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+	if err := usage.Parse(fs, program, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		fmt.Fprintln(stderr, "loadtest:", err)
 		return 2
 	}
 	cfg.Seed = *seed

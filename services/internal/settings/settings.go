@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/loteria/loteria/internal/usage"
 )
 
 // Setting is one configurable value.
@@ -35,7 +37,30 @@ type Set struct {
 	settings []*Setting
 	origin   map[string]string
 	unknown  []string
+	program  usage.Program
 }
+
+// Subcommand is a word that, given first, makes the program do something
+// else; Describe lists it in -h.
+type Subcommand = usage.Subcommand
+
+// Describe says in one line what the program is and lists its
+// subcommands, for -h:
+//
+//	s := settings.New("central", stderr)
+//	s.Describe("the Lotería Nacional server: ...",
+//		settings.Subcommand{Name: "healthcheck", Args: "[--url URL]", Summary: "probe a running central"})
+//
+// -h then prints that line, the synopsis with each subcommand, every flag
+// with its environment variable, YAML key and default, and the precedence;
+// Parse returns flag.ErrHelp, which the program turns into exit status 0.
+func (s *Set) Describe(summary string, subcommands ...Subcommand) {
+	s.program.Summary = summary
+	s.program.Subcommands = subcommands
+}
+
+// Help writes the program's -h to w.
+func (s *Set) Help(w io.Writer) { usage.Write(w, s.program, s.fs) }
 
 // UnknownKeys lists the config file's keys that no setting uses.
 func (s *Set) UnknownKeys() []string { return s.unknown }
@@ -44,7 +69,13 @@ func (s *Set) UnknownKeys() []string { return s.unknown }
 func New(name string, out io.Writer) *Set {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
-	return &Set{fs: fs, origin: map[string]string{}}
+	s := &Set{fs: fs, origin: map[string]string{}}
+	s.program = usage.Program{Name: name, Notes: []string{
+		"A flag beats its environment variable, which beats the YAML file, which beats the default.\n" +
+			"Every setting is described in docs/CONFIGURATION.md.",
+	}}
+	usage.Install(fs, s.program)
+	return s
 }
 
 // FlagSet is the underlying flag set, for flags that are not settings
@@ -92,8 +123,13 @@ func (s *Set) Duration(p *time.Duration, flagName, key, usage string, env ...str
 // missing file is an error only when required), the environment and the
 // command line. The file path itself may come from the command line, so
 // args are parsed first to find it, then applied last.
+//
+// -h or --help writes the program's help (see Describe) to the set's
+// output and returns flag.ErrHelp; a bad flag prints nothing and returns an
+// error that names it and says how to see the help.
 func (s *Set) Parse(args []string, getenv func(string) string, configPath func() (path string, required bool)) error {
-	if err := s.fs.Parse(args); err != nil {
+	usage.Install(s.fs, s.program)
+	if err := usage.Parse(s.fs, s.program, args); err != nil {
 		return err
 	}
 	setByFlag := map[string]bool{}
@@ -114,7 +150,10 @@ func (s *Set) Parse(args []string, getenv func(string) string, configPath func()
 		for _, name := range st.Env {
 			if v := getenv(name); v != "" {
 				if err := st.Value.Set(v); err != nil {
-					return fmt.Errorf("environment %s=%q: %w", name, v, err)
+					if st.Secret {
+						return fmt.Errorf("environment %s (a secret, not shown; sets --%s): invalid value", name, st.Flag)
+					}
+					return fmt.Errorf("environment %s=%q (sets --%s): %w", name, v, st.Flag, err)
 				}
 				s.origin[st.Flag] = "env " + name
 				break
@@ -132,33 +171,41 @@ func (s *Set) applyFile(path string, required bool, setByFlag map[string]bool) e
 		}
 		return fmt.Errorf("read config file: %w", err)
 	}
-	var doc map[string]any
+	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
+		return fmt.Errorf("config file %s is not valid YAML: %w", path, err)
 	}
-	flat := map[string]any{}
-	flatten("", doc, flat)
+	flat := map[string]*yaml.Node{}
+	if len(doc.Content) > 0 {
+		if err := flatten("", doc.Content[0], flat); err != nil {
+			return fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
 	known := map[string]bool{}
 	for _, st := range s.settings {
 		if st.Key == "" {
 			continue
 		}
 		known[st.Key] = true
-		for k := range flat {
+		for k, n := range flat {
 			if strings.HasPrefix(k, st.Key+".") {
-				return fmt.Errorf("config file %s: key %s: want a single value, got a map", path, st.Key)
+				return fmt.Errorf("config file %s, line %d: key %s holds a map (with key %s); want %s",
+					path, n.Line, st.Key, strings.TrimPrefix(k, st.Key+"."), want(st))
 			}
 		}
-		v, ok := flat[st.Key]
+		n, ok := flat[st.Key]
 		if !ok || setByFlag[st.Flag] {
 			continue
 		}
-		str, err := scalar(v)
+		str, err := scalar(n)
 		if err != nil {
-			return fmt.Errorf("config file %s: key %s: %w", path, st.Key, err)
+			return fmt.Errorf("config file %s, line %d: key %s %v; want %s", path, n.Line, st.Key, err, want(st))
 		}
 		if err := st.Value.Set(str); err != nil {
-			return fmt.Errorf("config file %s: key %s=%q: %w", path, st.Key, str, err)
+			if st.Secret {
+				return fmt.Errorf("config file %s, line %d: key %s (a secret, not shown; sets --%s): invalid value", path, n.Line, st.Key, st.Flag)
+			}
+			return fmt.Errorf("config file %s, line %d: key %s=%q (sets --%s): %w", path, n.Line, st.Key, str, st.Flag, err)
 		}
 		s.origin[st.Flag] = "file"
 	}
@@ -173,21 +220,103 @@ func (s *Set) applyFile(path string, required bool, setByFlag map[string]bool) e
 	return nil
 }
 
-func flatten(prefix string, m map[string]any, out map[string]any) {
-	for k, v := range m {
-		key := k
-		if prefix != "" {
-			key = prefix + "." + k
+// flatten records every leaf of the mapping n under its dotted key. A leaf
+// is any node that is not a mapping: a scalar, or a list the caller will
+// refuse if a setting uses its key. Aliases are followed and merge keys
+// (<<) applied, as a YAML decoder would; a key given twice is an error.
+func flatten(prefix string, n *yaml.Node, out map[string]*yaml.Node) error {
+	n = resolve(n)
+	if n.Kind != yaml.MappingNode {
+		if prefix == "" {
+			return fmt.Errorf("line %d: the file holds %s; want keys and values such as \"server:\" with \"port: 12345\" under it", n.Line, kindName(n))
 		}
-		if sub, ok := v.(map[string]any); ok {
-			flatten(key, sub, out)
+		out[prefix] = n
+		return nil
+	}
+	seen := map[string]int{}
+	var merges []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Tag == "!!merge" || (k.Kind == yaml.ScalarNode && k.Value == "<<" && k.Style == 0) {
+			merges = append(merges, v)
 			continue
 		}
-		out[key] = v
+		if first, dup := seen[k.Value]; dup {
+			return fmt.Errorf("line %d: key %s is given twice (first on line %d)", k.Line, join(prefix, k.Value), first)
+		}
+		seen[k.Value] = k.Line
+		if err := flatten(join(prefix, k.Value), v, out); err != nil {
+			return err
+		}
 	}
+	// Merged keys never override the mapping's own.
+	for _, m := range merges {
+		m = resolve(m)
+		srcs := []*yaml.Node{m}
+		if m.Kind == yaml.SequenceNode {
+			srcs = m.Content
+		}
+		for _, src := range srcs {
+			sub := map[string]*yaml.Node{}
+			if err := flatten(prefix, src, sub); err != nil {
+				return err
+			}
+			for k, v := range sub {
+				child, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(k, prefix), "."), ".")
+				if _, own := seen[child]; own {
+					continue
+				}
+				if _, ok := out[k]; !ok {
+					out[k] = v
+				}
+			}
+		}
+	}
+	return nil
 }
 
-func scalar(v any) (string, error) {
+func join(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "." + key
+}
+
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		return resolve(n.Content[0])
+	}
+	return n
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		if len(n.Content) == 1 {
+			return "a list of 1 item"
+		}
+		return fmt.Sprintf("a list of %d items", len(n.Content))
+	case yaml.MappingNode:
+		return "a map"
+	case yaml.ScalarNode:
+		return "a single value"
+	}
+	return "something else"
+}
+
+// scalar is a leaf's text as a setting's Set takes it, with YAML's own
+// reading of numbers and booleans (0x10 is 16, 1e3 is 1000).
+func scalar(n *yaml.Node) (string, error) {
+	if n.Kind != yaml.ScalarNode {
+		return "", fmt.Errorf("holds %s", kindName(n))
+	}
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return "", fmt.Errorf("holds a value YAML cannot read (%v)", err)
+	}
 	switch v := v.(type) {
 	case nil:
 		return "", nil
@@ -196,7 +325,34 @@ func scalar(v any) (string, error) {
 	case int, int64, uint64, float64, bool:
 		return fmt.Sprint(v), nil
 	}
-	return "", fmt.Errorf("want a single value, got %T", v)
+	return "", fmt.Errorf("holds a %s value", strings.TrimPrefix(n.Tag, "!!"))
+}
+
+// want says what a setting takes, for an error about its YAML key, with
+// its default as an example (never a secret's).
+func want(st *Setting) string {
+	what, example := "a value", st.Value.String()
+	switch st.Value.(type) {
+	case *intValue:
+		what = "an integer"
+	case *boolValue:
+		what, example = "true or false", ""
+	case *durationValue:
+		what = "a duration"
+		if example == "0s" {
+			example = "10s"
+		}
+	case *stringValue:
+		what = "a string"
+		if example != "" {
+			example = strconv.Quote(example)
+		}
+	}
+	s := "a single value, " + what
+	if example != "" && !st.Secret {
+		s += " such as " + example
+	}
+	return s + " (--" + st.Flag + ")"
 }
 
 // Effective lists every setting as flag, value pairs, for a program to log
@@ -221,6 +377,7 @@ type stringValue string
 
 func (v *stringValue) Set(s string) error { *v = stringValue(s); return nil }
 func (v *stringValue) String() string     { return string(*v) }
+func (v *stringValue) Kind() string       { return "string" }
 
 type intValue int
 
@@ -233,6 +390,7 @@ func (v *intValue) Set(s string) error {
 	return nil
 }
 func (v *intValue) String() string { return fmt.Sprint(int(*v)) }
+func (v *intValue) Kind() string   { return "int" }
 
 type boolValue bool
 
@@ -261,3 +419,4 @@ func (v *durationValue) Set(s string) error {
 	return nil
 }
 func (v *durationValue) String() string { return time.Duration(*v).String() }
+func (v *durationValue) Kind() string   { return "duration" }

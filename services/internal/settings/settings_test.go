@@ -1,6 +1,9 @@
 package settings_test
 
 import (
+	"errors"
+	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -327,26 +330,231 @@ func TestNonScalarWhereScalarExpected(t *testing.T) {
 	tests := []struct {
 		name string
 		yaml string
-		key  string
+		want []string // the error names the key, the line, what it found and what it wants
 	}{
-		{"map under an int key", "server:\n  port:\n    value: 1\n", "server.port"},
-		{"flow map under an int key", "server: {port: {a: 1}}\n", "server.port"},
-		{"list under an int key", "server:\n  port: [1, 2]\n", "server.port"},
-		{"block list under a camelCase key", "batch:\n  maxAmount:\n    - 10\n", "batch.maxAmount"},
-		{"map under a string key", "app:\n  name:\n    first: x\n", "app.name"},
-		{"list under a bool key", "log:\n  debug: [true]\n", "log.debug"},
-		{"map under a top-level key", "version:\n  major: 1\n", "version"},
+		{"map under an int key", "server:\n  port:\n    value: 1\n",
+			[]string{"line 3", "key server.port", "holds a map", "want a single value, an integer such as 1000 (--port)"}},
+		{"flow map under an int key", "server: {port: {a: 1}}\n",
+			[]string{"line 1", "key server.port", "holds a map", "an integer"}},
+		{"list under an int key", "server:\n  port: [1, 2]\n",
+			[]string{"line 2", "key server.port", "holds a list of 2 items", "want a single value, an integer such as 1000"}},
+		{"block list under a camelCase key", "batch:\n  maxAmount:\n    - 10\n",
+			[]string{"line 3", "key batch.maxAmount", "holds a list of 1 item", "such as 100 (--batch-max)"}},
+		{"map under a string key", "app:\n  name:\n    first: x\n",
+			[]string{"line 3", "key app.name", "holds a map", `a string such as "def"`}},
+		{"list under a bool key", "log:\n  debug: [true]\n",
+			[]string{"line 2", "key log.debug", "holds a list of 1 item", "true or false (--debug)"}},
+		{"list under a duration key", "server:\n  timeout:\n    - 1s\n    - 2s\n",
+			[]string{"line 3", "key server.timeout", "holds a list of 2 items", "a duration such as 5s"}},
+		{"map under a top-level key", "version:\n  major: 1\n",
+			[]string{"line 2", "key version", "holds a map"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := run(t, nil, nil, tt.yaml)
 			if err == nil {
-				t.Fatalf("Parse accepted a non-scalar under %s", tt.key)
+				t.Fatalf("Parse accepted a non-scalar")
 			}
-			if !strings.Contains(err.Error(), tt.key) {
-				t.Errorf("error %q does not name the key %s", err, tt.key)
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			// Go's type names mean nothing to a user editing a YAML file.
+			for _, bad := range []string{"interface", "[]", "map["} {
+				if strings.Contains(err.Error(), bad) {
+					t.Errorf("error %q shows a Go type (%s)", err, bad)
+				}
 			}
 		})
+	}
+}
+
+func TestYAMLStructure(t *testing.T) {
+	tests := []struct {
+		name    string
+		yaml    string
+		want    vals     // when wantErr is empty
+		wantErr []string // substrings of the error
+	}{
+		{
+			name: "alias of a scalar",
+			yaml: "app:\n  name: &n shared\nversion: *n\n",
+			want: vals{Name: "shared", Port: 1000, Timeout: 5 * time.Second, Max: 100, Version: "shared"},
+		},
+		{
+			name: "merge key: own keys win",
+			yaml: "base: &b\n  port: 7\n  timeout: 7s\nserver:\n  <<: *b\n  port: 8\n",
+			want: vals{Name: "def", Port: 8, Timeout: 7 * time.Second, Max: 100, Version: "v0"},
+		},
+		{
+			name:    "a key given twice",
+			yaml:    "server:\n  port: 1\n  timeout: 2s\n  port: 3\n",
+			wantErr: []string{"line 4", "key server.port is given twice", "first on line 2"},
+		},
+		{
+			name:    "top level is a list",
+			yaml:    "- a\n- b\n",
+			wantErr: []string{"line 1", "holds a list of 2 items", "want keys and values"},
+		},
+		{
+			name:    "not YAML at all",
+			yaml:    "app:\n  name: [unclosed\n",
+			wantErr: []string{"is not valid YAML", "line"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, _, err := run(t, nil, nil, tt.yaml)
+			if len(tt.wantErr) > 0 {
+				if err == nil {
+					t.Fatalf("Parse accepted it: %+v", v)
+				}
+				for _, w := range tt.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not contain %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if v != tt.want {
+				t.Errorf("got %+v, want %+v", v, tt.want)
+			}
+		})
+	}
+}
+
+// TestSecretValueNotInErrors: a bad secret is reported by where it came
+// from, never by its value.
+func TestSecretValueNotInErrors(t *testing.T) {
+	const secret = "s3cr3t-value"
+	tests := []struct {
+		name string
+		env  map[string]string
+		yaml string
+		want string
+	}{
+		{"environment", map[string]string{"TOKEN": secret}, "", "environment TOKEN"},
+		{"file", nil, "auth:\n  token: " + secret + "\n", "key auth.token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var v vals
+			s := program(&v)
+			s.Add(settings.Setting{Flag: "token", Env: []string{"TOKEN"}, Key: "auth.token", Usage: "a secret",
+				Value: rejectAll{}, Secret: true})
+			var cfg func() (string, bool)
+			if tt.yaml != "" {
+				p := writeFile(t, "config.yaml", tt.yaml)
+				cfg = func() (string, bool) { return p, true }
+			}
+			err := s.Parse(nil, mapEnv(tt.env), cfg)
+			if err == nil {
+				t.Fatal("Parse accepted a value the setting rejects")
+			}
+			if strings.Contains(err.Error(), "s3cr3t") {
+				t.Errorf("error shows the secret: %q", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "--token") {
+				t.Errorf("error %q does not say where the value came from (%s, --token)", err, tt.want)
+			}
+		})
+	}
+}
+
+// rejectAll is a setting that refuses every value, quoting it as many
+// flag.Value implementations do.
+type rejectAll struct{}
+
+func (rejectAll) Set(s string) error { return fmt.Errorf("%q is not accepted", s) }
+func (rejectAll) String() string     { return "" }
+
+func TestHelp(t *testing.T) {
+	tests := []struct {
+		name     string
+		describe bool
+		args     []string
+		want     []string
+		notWant  []string
+	}{
+		{
+			name:     "described, -h",
+			describe: true,
+			args:     []string{"-h"},
+			want: []string{
+				"test: a test program for the settings package\n\nUsage:\n  test [flags]\n",
+				"  test healthcheck [--url URL]   probe a running test program\n",
+				"  --port int\n        a port (env PORT_PRIMARY, PORT_FALLBACK; YAML server.port) (default 1000)\n",
+				"  --debug\n        debug logs (env DEBUG; YAML log.debug)\n",
+				"  --name string\n        a name (env APP_NAME; YAML app.name) (default \"def\")\n",
+				"A flag beats its environment variable, which beats the YAML file, which beats the default.",
+				"docs/CONFIGURATION.md",
+			},
+			notWant: []string{"Usage of", " -port int"},
+		},
+		{
+			name:    "not described, --help",
+			args:    []string{"--help"},
+			want:    []string{"Usage:\n  test [flags]\n", "  --timeout duration\n"},
+			notWant: []string{"test:", "healthcheck"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := defaults()
+			var out strings.Builder
+			s := settings.New("test", &out)
+			s.String(&v.Name, "name", "app.name", "a name", "APP_NAME")
+			s.Int(&v.Port, "port", "server.port", "a port", "PORT_PRIMARY", "PORT_FALLBACK")
+			s.Bool(&v.Debug, "debug", "log.debug", "debug logs", "DEBUG")
+			s.Duration(&v.Timeout, "timeout", "server.timeout", "a timeout", "TIMEOUT")
+			if tt.describe {
+				s.Describe("a test program for the settings package",
+					settings.Subcommand{Name: "healthcheck", Args: "[--url URL]", Summary: "probe a running test program"})
+			}
+			err := s.Parse(tt.args, mapEnv(nil), nil)
+			if !errors.Is(err, flag.ErrHelp) {
+				t.Fatalf("Parse(%q) = %v, want flag.ErrHelp (exit status 0)", tt.args, err)
+			}
+			got := out.String()
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("help lacks %q:\n%s", w, got)
+				}
+			}
+			for _, nw := range tt.notWant {
+				if strings.Contains(got, nw) {
+					t.Errorf("help has %q:\n%s", nw, got)
+				}
+			}
+			if tt.describe && !strings.HasPrefix(got, "test: ") {
+				t.Errorf("help does not start by saying what the program is:\n%s", got)
+			}
+		})
+	}
+}
+
+// TestBadFlagIsOneError: a bad flag prints nothing (the program prints the
+// returned error once) and the error says how to see the flags.
+func TestBadFlagIsOneError(t *testing.T) {
+	var v vals
+	var out strings.Builder
+	s := settings.New("test", &out)
+	s.Int(&v.Port, "port", "server.port", "a port", "PORT_PRIMARY")
+	err := s.Parse([]string{"--nope"}, mapEnv(nil), nil)
+	if err == nil {
+		t.Fatal("Parse accepted an unknown flag")
+	}
+	for _, w := range []string{"-nope", "test -h"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
+	}
+	if out.Len() != 0 {
+		t.Errorf("Parse printed %q as well", out.String())
 	}
 }
 
