@@ -42,8 +42,8 @@ func TestProgramsIntroduceThemselves(t *testing.T) {
 		pending bool
 	}
 	wants := map[string]want{
-		"central": {subcommands: []string{"healthcheck"}, pending: true},
-		"agency":  {subcommands: []string{"healthcheck"}, pending: true},
+		"central": {subcommands: []string{"healthcheck"}},
+		"agency":  {subcommands: []string{"healthcheck"}},
 	}
 
 	bin := t.TempDir()

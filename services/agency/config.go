@@ -109,6 +109,8 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 		LogFormat:      "tint",
 	}
 	s := settings.New("agency", out)
+	s.Describe("a Lotería Nacional agency: sends its bets to the central round after round, resuming by itself after failures, and prints each round's winners",
+		settings.Subcommand{Name: "healthcheck", Args: "[--url URL]", Summary: "probe a running agency's metrics endpoint (exit 0 when healthy)"})
 	defaultConfig, required := "config.yaml", false
 	if v := getenv("CLI_CONFIG"); v != "" {
 		defaultConfig, required = v, true

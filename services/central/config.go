@@ -62,6 +62,8 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 		},
 	}
 	s := settings.New("central", out)
+	s.Describe("the Lotería Nacional server: takes the agencies' bets over TCP (plaintext and mutual TLS), stores each batch before acknowledging it, holds each round's draw and tells each agency its own winners",
+		settings.Subcommand{Name: "healthcheck", Args: "[--url URL]", Summary: "probe a running central's /healthz (exit 0 when healthy)"})
 	s.FlagSet().StringVar(&c.ConfigFile, "config", getenv("CENTRAL_CONFIG"), "YAML configuration file (env CENTRAL_CONFIG)")
 	s.String(&c.Host, "host", "server.host", "address to listen on (empty: every interface)", "SERVER_HOST")
 	s.String(&c.Port, "port", "server.port", "plaintext TCP port for agencies (the seed's protocol, unauthenticated); off: none", "SERVER_PORT")

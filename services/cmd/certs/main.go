@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loteria/loteria/internal/usage"
 	"github.com/loteria/loteria/services/internal/certs"
 )
 
@@ -41,43 +42,42 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"(default "+strings.Join(certs.DefaultHosts(), ",")+"; when given, an existing central.pem must carry exactly these)")
 	days := fs.Int("days", 365, "days the new certificates are valid")
 	force := fs.Bool("force", false, "replace every file, starting over with a new CA (certificates issued before stop working)")
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprintln(w, "certs writes a CA, the central's certificate and one certificate per agency for mutual TLS.")
-		fmt.Fprintln(w, "\nUsage: certs --agencies N --out DIR [--hosts a,b] [--days 365] [--force]")
-		fmt.Fprintln(w, "\nRun it again with a larger N to add agencies: the existing CA issues only the missing files.")
-		fmt.Fprintln(w, "\nFlags:")
-		fs.PrintDefaults()
+	prog := usage.Program{
+		Name:    "certs",
+		Summary: "writes a CA, the central's certificate and one certificate per agency for mutual TLS",
+		Notes: []string{"Example: certs --agencies 5 --out .certs [--hosts central,10.0.0.7] [--days 365]",
+			"Run it again with a larger N to add agencies: the existing CA issues only the missing files."},
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := usage.Parse(fs, prog, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		fmt.Fprintln(stderr, "certs:", err)
 		return 2
 	}
-	usage := func(format string, a ...any) int {
+	refuse := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "certs: "+format+"\n", a...)
 		fmt.Fprintln(stderr, "Run certs -h for the usage.")
 		return 2
 	}
 	if fs.NArg() > 0 {
-		return usage("unexpected arguments %q: every option is a flag, e.g. --agencies 5 --out certs", fs.Args())
+		return refuse("unexpected arguments %q: every option is a flag, e.g. --agencies 5 --out certs", fs.Args())
 	}
 	if *agencies < 1 {
-		return usage("--agencies is required: how many agencies need a certificate (e.g. --agencies 5)")
+		return refuse("--agencies is required: how many agencies need a certificate (e.g. --agencies 5)")
 	}
 	if *out == "" {
-		return usage("--out is required: the directory to write the certificates to (e.g. --out .certs)")
+		return refuse("--out is required: the directory to write the certificates to (e.g. --out .certs)")
 	}
 	if *days < 1 || *days > maxDays {
-		return usage("--days must be 1..%d, not %d", maxDays, *days)
+		return refuse("--days must be 1..%d, not %d", maxDays, *days)
 	}
 	var hostList []string // nil: the defaults, or what an existing central.pem has
 	if *hosts != "" {
 		for h := range strings.SplitSeq(*hosts, ",") {
 			h = strings.TrimSpace(h)
 			if h == "" {
-				return usage("--hosts has an empty entry: give names separated by single commas, e.g. --hosts central,10.0.0.7")
+				return refuse("--hosts has an empty entry: give names separated by single commas, e.g. --hosts central,10.0.0.7")
 			}
 			hostList = append(hostList, h)
 		}

@@ -19,7 +19,7 @@ import (
 	"github.com/loteria/loteria/services/internal/tlsconf"
 )
 
-const helpLine = "certs writes a CA, the central's certificate and one certificate per agency for mutual TLS."
+const helpLine = "certs: writes a CA, the central's certificate and one certificate per agency for mutual TLS"
 
 func TestRunUsage(t *testing.T) {
 	tests := []struct {
