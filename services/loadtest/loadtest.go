@@ -39,6 +39,9 @@ type Config struct {
 	DataDir  string        // agency-<i>.csv files to read instead of generated bets
 	Protocol string        // agency.ProtocolLoteria or agency.ProtocolSeed
 	Seed     uint64        // generator seed
+	// FirstID is the first simulated agency's id (default 1): against a central that also
+	// serves other agencies, e.g. the compose stack's 1..N, the load tool takes N+1 onwards.
+	FirstID int
 
 	// Addr targets a running central; empty starts one in this process.
 	Addr string
@@ -83,6 +86,15 @@ func (c *Config) defaults() error {
 	}
 	if c.Seed == 0 {
 		c.Seed = 1
+	}
+	if c.FirstID == 0 {
+		c.FirstID = 1
+	}
+	if c.FirstID < 1 {
+		return errors.New("first-id: agency ids start at 1")
+	}
+	if c.FirstID > 1 && c.Addr == "" {
+		return errors.New("first-id: only against a running central (--addr) that also serves agencies 1..first-id-1; the in-process central's barrier waits for agencies 1..N")
 	}
 	return nil
 }
@@ -153,12 +165,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	var wg sync.WaitGroup
 	for i := 1; i <= cfg.Agencies; i++ {
-		r := &agencyRun{id: i}
+		id := cfg.FirstID + i - 1
+		r := &agencyRun{id: id}
 		runs[i] = r
 		wg.Go(func() {
 			running.Add(1)
 			defer running.Add(-1)
-			src, err := newSource(cfg, i, deadline)
+			src, err := newSource(cfg, id, deadline)
 			if err != nil {
 				r.err, r.reason = err, "data"
 				failed.Add(1)
@@ -183,7 +196,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				deps.Pace = newPacer(cfg, i).wait
 			}
 			c, err := agency.NewClient(agency.Options{
-				Agency: i, Address: addr, MaxBets: cfg.Batch, InFlight: cfg.InFlight,
+				Agency: id, Address: addr, MaxBets: cfg.Batch, InFlight: cfg.InFlight,
 				Protocol: cfg.Protocol, Timeout: cfg.Timeout, WinnersTimeout: 30 * time.Minute,
 				DialAttempts: 20,
 			}, deps)
