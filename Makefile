@@ -129,7 +129,7 @@ dashboards: ## regenerate dashboards/*.json from code
 	$(GO) run ./dashboards/cmd/gen
 
 pictures: tools ## docs/img/*.png from a real run's panel queries (tests/stack, about 2 minutes)
-	$(TEST_BACKENDS) LOTERIA_PICTURES=$(CURDIR)/docs/img $(GO) test -count=1 -run 'TestLivingStack' -v ./tests/stack/
+	$(TEST_BACKENDS) LOTERIA_PICTURES=$(CURDIR)/docs/img $(GO) test -count=1 -run 'TestDashboardsShowARun|TestLivingStack' -v ./tests/stack/
 
 clean:
 	rm -rf $(BIN) deploy/out

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -156,6 +157,9 @@ func TestDashboardsShowARun(t *testing.T) {
 		if err != nil || finite == 0 {
 			t.Errorf("recording rule %s (%s): %d finite values of %d, %v", r.Record, filepath.Base(r.File), finite, len(vals), err)
 		}
+	}
+	if dir := os.Getenv("LOTERIA_PICTURES"); dir != "" {
+		renderPictures(t, prom, start, end, dir)
 	}
 	t.Logf("run of %s: %d of %d dashboard queries returned finite, non-zero values; not checked until the programs export %v",
 		ran.Round(time.Millisecond), checked, len(results), keys(pending))
