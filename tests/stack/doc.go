@@ -6,10 +6,14 @@
 //
 //	RunSystem(tb, SystemOptions) *System         // central + N agencies as processes, until every agency has its winners
 //	StartSystem(tb, SystemOptions) *System       // the same without waiting; then (*System).WaitWinners
-//	StartPrometheus(tb, targets) *Prometheus     // Debian's prometheus on loopback scraping targets (job → host:port)
-//	StartPrometheusWith(tb, PrometheusOptions)   // ... with rule files, another interval or binary
+//	PlanSystem(tb, SystemOptions) *System        // addresses picked, nothing started: start Prometheus first, then Start/StartCentral/StartAgencies
+//	StartPrometheus(tb, targets) *Prometheus     // Prometheus ($LOTERIA_PROMETHEUS: the 3.x make prometheus builds) on loopback scraping targets (job → host:port)
+//	StartPrometheusWith(tb, PrometheusOptions)   // ... with rule files, Alertmanagers, another interval or binary
+//	StartAlertmanager(tb, webhookURL)            // Alertmanager ($LOTERIA_ALERTMANAGER) sending every alert to a webhook
+//	StartAlertlog(tb) *Alertlog                  // the stack's alert receiver (deploy/cmd/alertlog) as a process
 //	StartJaeger(tb) *Jaeger                      // Jaeger v2 ($LOTERIA_JAEGER) with in-memory storage on loopback
 //	StartProcess(tb, ProcessSpec) *Process       // any program, its output captured, killed on cleanup
+//	CheckPanels(ctx, prom, rules, start, end, step, queries) // every dashboard query over a run: finite, non-zero?
 //
 // Everything it starts listens on 127.0.0.1 on ports free at the time, is
 // bounded in time and is killed when the test ends; a failed test gets the
@@ -17,8 +21,9 @@
 //
 // A backend that is not installed skips the test, except under CI (CI set),
 // where it fails it: CI must run them. Prometheus is found as $LOTERIA_PROMETHEUS
-// or "prometheus" on PATH; Jaeger only as $LOTERIA_JAEGER (make jaeger builds it,
-// make test sets it). The official data is ../shared/datasets/tp0 beside the
+// or "prometheus" on PATH, Alertmanager as $LOTERIA_ALERTMANAGER or on PATH;
+// Jaeger only as $LOTERIA_JAEGER (make tools builds all three in bin/, make test
+// sets the variables). The official data is ../shared/datasets/tp0 beside the
 // repository, with the same rule.
 //
 // The helpers of services/internal/testenv cannot be imported from here
