@@ -100,7 +100,7 @@ bench: ## Go benchmarks of the hot paths
 # --- The Compose stack (deploy/README.md). No Docker engine runs where this is developed: the
 # stack is validated with compose-go and the same programs run as local processes (tests/stack).
 
-compose: $(if $(filter 1 yes true,$(TLS)),$(BIN)/certs) ## write $(STACK_DIR)/ (AGENCIES=N MODE=continuous|oneshot DATA_DIR=dir TLS=1 LOAD_AGENCIES=L FORCE=1)
+compose: $(if $(filter 1 yes true,$(TLS)),$(BIN)/certs) ## write the stack into STACK_DIR=deploy/out (AGENCIES=N MODE=continuous|oneshot DATA_DIR=dir TLS=1 LOAD_AGENCIES=L FORCE=1)
 	$(if $(filter oneshot,$(MODE)),$(GO) run ./services/cmd/gendata --agencies $(AGENCIES) --out .data)
 	$(GO) run ./deploy/cmd/generar-compose --output $(STACK_DIR)/docker-compose.yaml --agencies $(AGENCIES) \
 		--mode $(MODE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(call given,LOAD_AGENCIES,--load-agencies) \
