@@ -193,38 +193,81 @@ func TestLivingStack(t *testing.T) {
 		t.Logf("rounds %v", rounds)
 	})
 
-	t.Run("exemplar opens a trace", func(t *testing.T) {
-		Poll(t, 30*time.Second, "an exemplar's trace in Jaeger with the agency's and the central's spans", func() error {
-			series, err := prom.QueryExemplars(ctx, `loteria_batch_duration_seconds_bucket{job="central"}`, start, end)
-			if err != nil {
-				return err
-			}
-			var last error = fmt.Errorf("no exemplars")
-			tried := 0
-			for _, s := range series {
-				for _, e := range s.Exemplars {
-					id := e.Labels["trace_id"]
-					if !traceIDPattern.MatchString(id) || tried >= 5 {
-						continue
-					}
-					tried++
-					tr, err := j.Trace(ctx, id)
-					if err != nil {
-						last = err
-						continue
-					}
-					if len(tr.Find(agencyService, "agency.send_batch")) > 0 && len(tr.Find(centralService, "central.batch")) > 0 {
-						t.Logf("exemplar trace_id=%s: %s", id, describeSpans(tr))
-						return nil
-					}
-					last = fmt.Errorf("trace %s lacks a side: %s", id, describeSpans(tr))
-				}
-			}
-			return last
-		})
-	})
+	t.Run("exemplar opens a trace", func(t *testing.T) { checkExemplarTrace(t, prom, j, start, end) })
 
 	if dir := os.Getenv("LOTERIA_PICTURES"); dir != "" {
 		renderPictures(t, prom, start, end, dir)
 	}
+}
+
+// checkExemplarTrace: an exemplar of the central's batch latency (what a dot on the Batch
+// latency panel opens) names a trace that Jaeger holds with the agency's span and the
+// central's.
+func checkExemplarTrace(t *testing.T, prom *Prometheus, j *Jaeger, start, end time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	Poll(t, 30*time.Second, "an exemplar's trace in Jaeger with the agency's and the central's spans", func() error {
+		series, err := prom.QueryExemplars(ctx, `loteria_batch_duration_seconds_bucket{job="central"}`, start, end)
+		if err != nil {
+			return err
+		}
+		var last error = fmt.Errorf("no exemplars")
+		tried := 0
+		for _, s := range series {
+			for _, e := range s.Exemplars {
+				id := e.Labels["trace_id"]
+				if !traceIDPattern.MatchString(id) || tried >= 5 {
+					continue
+				}
+				tried++
+				tr, err := j.Trace(ctx, id)
+				if err != nil {
+					last = err
+					continue
+				}
+				if len(tr.Find(agencyService, "agency.send_batch")) > 0 && len(tr.Find(centralService, "central.batch")) > 0 {
+					t.Logf("exemplar trace_id=%s: %s", id, describeSpans(tr))
+					return nil
+				}
+				last = fmt.Errorf("trace %s lacks a side: %s", id, describeSpans(tr))
+			}
+		}
+		return last
+	})
+}
+
+// TestExemplarOpensTrace runs the one-shot system (paced as in TestDashboardsShowARun) under a
+// Prometheus started first and a Jaeger, with the stack's trace settings: an exemplar of the
+// batch latency opens, by its trace id, a Jaeger trace holding both the agency's and the
+// central's spans (the link the dashboards' latency panels give).
+func TestExemplarOpensTrace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the system, Prometheus and Jaeger")
+	}
+	j := StartJaeger(t)
+	bins := testenv.BuildPrograms(t, t.TempDir(), "central", "agency", "gendata")
+	env := []string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + j.OTLPGRPCEndpoint,
+		"OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
+		"OTEL_TRACES_SAMPLER=parentbased_traceidratio",
+		"OTEL_TRACES_SAMPLER_ARG=1",
+	}
+	for _, k := range slices.Sorted(maps.Keys(compose.BSPEnv())) {
+		env = append(env, k+"="+compose.BSPEnv()[k])
+	}
+	opts := SystemOptions{DataDir: officialOrGenerated(t, bins["gendata"]), Binaries: bins, Env: env}
+	if supports(bins["agency"], "rate") {
+		opts.AgencyArgs = []string{"--rate", "2000"}
+	} else {
+		opts.AgencyEnv = []string{"CLI_BATCH_MAXAMOUNT=5", "CLI_BATCH_INFLIGHT=1"}
+	}
+	sys := PlanSystem(t, opts)
+	prom := StartPrometheusWith(t, sys.PrometheusOptions())
+	start := time.Now()
+	sys.StartCentral(t)
+	prom.WaitFor(t, `up{job="central"}`, Equals(1), firstScrapeBudget)
+	sys.StartAgencies(t)
+	sys.WaitWinners(t)
+	prom.WaitFor(t, `sum(loteria_agency_done{job="agency"})`, Equals(5), 10*time.Second)
+	checkExemplarTrace(t, prom, j, start, time.Now())
 }
