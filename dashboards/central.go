@@ -28,7 +28,7 @@ func central() *dashboard.DashboardBuilder {
 	i := &ids{}
 	return dashboard.NewDashboardBuilder("Lotería central").
 		Uid(CentralUID).
-		Description("The central server: bets and batches received, latency (with exemplars linking to traces), the barrier and the draw, the bets store, connections and errors, Go runtime.").
+		Description("The central server: rounds, bets and batches received, latency (with exemplars opening the batch's trace in Jaeger), the barrier and the draw, the bets store, connections, TLS and errors, trace export, Go runtime. Pick a round with the Round variable.").
 		Tags([]string{dashTag, "central"}).
 		Refresh(refresh).
 		Time(timeFrom, timeTo).
@@ -36,29 +36,21 @@ func central() *dashboard.DashboardBuilder {
 		Tooltip(dashboard.DashboardCursorSyncCrosshair).
 		Readonly().
 		Link(links()).
+		WithVariable(roundVariable()).
 		WithRow(row(i, "Overview")).
-		WithPanel(single(i, "Bets stored", "Bets acknowledged by the central (written and fsynced).", unitShort,
-			query("A", `sum(loteria_bets_stored_total)`, "bets")).
+		WithPanel(single(i, "Bets stored", "Bets acknowledged by the central (written and fsynced), the latest value in the dashboard's range: it stays after a run ends.", unitShort,
+			instant("A", `sum(last_over_time(loteria_bets_stored_total[$__range]))`, "bets")).
 			Decimals(0)).
-		WithPanel(single(i, "Bets per second", "Bets stored per second, all agencies (1m rate).", unitBetsPerSec,
-			query("A", `sum(loteria:bets_stored:rate1m)`, "bets/s"))).
-		WithPanel(single(i, "Connected agencies", "Agency connections open now.", unitShort,
-			query("A", `sum(loteria_agencies_connected)`, "connected")).
-			Decimals(0)).
-		WithPanel(single(i, "Barrier", "Agencies that sent END / agencies the barrier waits for (CLIENT_COUNT).", unitShort,
-			query("A", `max(loteria_agencies_finished)`, "finished"),
-			query("B", `max(loteria_agencies_expected)`, "expected")).
+		WithPanel(single(i, "Bets per second", "Bets stored per second, all agencies (1m rate), in the selected round.", unitBetsPerSec,
+			query("A", `sum(loteria:bets_stored:rate1m)`+inRound, "bets/s"))).
+		WithPanel(single(i, "Round", "The open round (loteria_round, a gauge): the latest in the dashboard's range.", unitNone,
+			instant("A", `max(last_over_time(loteria_round[$__range]))`, "round")).
 			Decimals(0).
-			TextMode(common.BigValueTextModeValueAndName).
 			GraphMode(common.BigValueGraphModeNone)).
-		WithPanel(single(i, "Draw", "Whether the draw has been held (it happens once every agency has sent END).", unitNone,
-			query("A", `max(loteria_draws_total)`, "draw")).
-			GraphMode(common.BigValueGraphModeNone).
-			ColorMode(common.BigValueColorModeBackground).
-			Mappings([]dashboard.ValueMapping{
-				textMapping("0", "waiting", "orange"),
-				rangeMapping(ptr(1.0), nil, "done", "green"),
-			})).
+		WithPanel(single(i, "Rounds drawn", "Draws held in the dashboard's range (one per round).", unitShort,
+			instant("A", `sum(increase(loteria_draws_total[$__range]))`, "draws")).
+			Decimals(0).
+			GraphMode(common.BigValueGraphModeNone)).
 		WithPanel(single(i, "Central", "Whether Prometheus can scrape the central (up).", unitNone,
 			query("A", `up{job="central"}`, "up")).
 			GraphMode(common.BigValueGraphModeNone).
@@ -67,15 +59,44 @@ func central() *dashboard.DashboardBuilder {
 				textMapping("0", "down", "red"),
 				textMapping("1", "up", "green"),
 			})).
+		WithPanel(single(i, "Store", "Whether the bets store failed in the dashboard's range (loteria_store_failed): a failed store refuses batches until the central restarts.", unitNone,
+			instant("A", `max(max_over_time(loteria_store_failed[$__range]))`, "store failed")).
+			GraphMode(common.BigValueGraphModeNone).
+			ColorMode(common.BigValueColorModeBackground).
+			Mappings([]dashboard.ValueMapping{
+				textMapping("0", "ok", "green"),
+				textMapping("1", "FAILED", "red"),
+			})).
+		WithRow(row(i, "Rounds")).
+		WithPanel(graph(i, "Open round and its bets", "The open round (left) and the bets stored in it so far (right): the bets climb while sales are open and start again at each new round.", unitShort, thirdWidth,
+			query("A", `max(loteria_round)`, "round"),
+			query("B", `max(loteria_round_bets)`, "bets in the round")).
+			Decimals(0).
+			OverrideByQuery("B", []dashboard.DynamicConfigValue{
+				{Id: "custom.axisPlacement", Value: "right"},
+			})).
+		WithPanel(graph(i, "Agencies: expected, finished, waiting, connected", "The barrier admits `expected` agencies (the stack's and the load profile's); `finished` sent END in the open round; `waiting` wait for their winners now; a round closes when all finished or at its cut-off.", unitShort, thirdWidth,
+			query("A", `max(loteria_agencies_expected)`, "expected"),
+			query("B", `max(loteria_agencies_finished)`, "finished"),
+			query("C", `max(loteria_agencies_waiting)`, "waiting"),
+			query("D", `sum(loteria_agencies_connected)`, "connected")).
+			Decimals(0)).
+		WithPanel(graph(i, "Round duration", "Mean time from a round's opening to its draw over the last 2 minutes, and draws per minute (right).", unitSeconds, thirdWidth,
+			query("A", `sum(increase(loteria_round_duration_seconds_sum[2m])) / sum(increase(loteria_round_duration_seconds_count[2m]))`, "mean open to drawn"),
+			query("B", `sum(increase(loteria_draws_total[1m]))`, "draws / min")).
+			OverrideByQuery("B", []dashboard.DynamicConfigValue{
+				{Id: "unit", Value: unitShort},
+				{Id: "custom.axisPlacement", Value: "right"},
+			})).
 		WithRow(row(i, "Bets and batches")).
-		WithPanel(graph(i, "Bets stored per second by agency", "Bets acknowledged per second, per agency (recording rule loteria:bets_stored:rate1m).", unitBetsPerSec, halfWidth,
-			query("A", `loteria:bets_stored:rate1m`, "agency {{agency}}")).
+		WithPanel(graph(i, "Bets stored per second by agency", "Bets acknowledged per second, per agency (recording rule loteria:bets_stored:rate1m), in the selected round.", unitBetsPerSec, halfWidth,
+			query("A", `loteria:bets_stored:rate1m`+inRound, "agency {{agency}}")).
 			Stacking(common.NewStackingConfigBuilder().Mode(common.StackingModeNormal))).
-		WithPanel(graph(i, "Batches per second by result", "Batches received per second by outcome (success, malformed, invalid_bet, wrong_agency, after_draw, store_failed, shutting_down).", unitPerSec, halfWidth,
-			query("A", `loteria:batches_received:rate1m`, "{{result}}"))).
-		WithPanel(graph(i, "Batch latency", "Frame read to ack written, p50/p95/p99. The p99 query fetches exemplars: click a point to open its trace in Jaeger.", unitSeconds, halfWidth,
-			query("A", `histogram_quantile(0.5, sum by (le) (rate(loteria_batch_duration_seconds_bucket[$__rate_interval])))`, "p50").Exemplar(false),
-			query("B", `histogram_quantile(0.95, sum by (le) (rate(loteria_batch_duration_seconds_bucket[$__rate_interval])))`, "p95").Exemplar(false),
+		WithPanel(graph(i, "Batches per second by result", "Batches received per second by outcome (success, malformed, invalid_bet, wrong_agency, after_draw, store_failed, shutting_down), in the selected round.", unitPerSec, halfWidth,
+			query("A", `loteria:batches_received:rate1m`+inRound, "{{result}}"))).
+		WithPanel(graph(i, "Batch latency", "Frame read to ack written, p50/p95/p99. The p99 query fetches exemplars: click a dot to open its batch's trace in the Jaeger UI.", unitSeconds, halfWidth,
+			query("A", `histogram_quantile(0.5, sum by (le) (rate(loteria_batch_duration_seconds_bucket[$__rate_interval])))`+inRound, "p50").Exemplar(false),
+			query("B", `histogram_quantile(0.95, sum by (le) (rate(loteria_batch_duration_seconds_bucket[$__rate_interval])))`+inRound, "p95").Exemplar(false),
 			query("C", `histogram_quantile(0.99, sum by (le) (rate(loteria_batch_duration_seconds_bucket[$__rate_interval])))`, "p99").Exemplar(true))).
 		WithPanel(graph(i, "Batch size", "Bets per batch (p50, p95, mean) and mean frame payload bytes (right axis).", unitShort, halfWidth,
 			query("A", `histogram_quantile(0.5, sum by (le) (rate(loteria_batch_size_bets_bucket[$__rate_interval])))`, "p50 bets"),
@@ -86,34 +107,29 @@ func central() *dashboard.DashboardBuilder {
 				{Id: "unit", Value: unitBytes},
 				{Id: "custom.axisPlacement", Value: "right"},
 			})).
+		WithPanel(graph(i, "Duplicate bets", "Resent bets the central acknowledged without storing them again (a reconnecting agency resending what was already durable): exactly-once at work.", unitBetsPerSec, halfWidth,
+			query("A", `sum(rate(loteria_bets_duplicate_total[$__rate_interval]))`, "duplicates/s"))).
+		WithPanel(graph(i, "Batch error ratio", "Share of batches not stored successfully (5m window, recording rule loteria:batch_error_ratio:rate5m).", unitPercent, halfWidth,
+			query("A", `loteria:batch_error_ratio:rate5m`, "error ratio")).
+			Min(0)).
 		WithRow(row(i, "Barrier and draw")).
-		WithPanel(graph(i, "Agencies: expected, finished, connected", "The barrier waits for `expected` agencies to send END; the draw happens when finished = expected.", unitShort, thirdWidth,
-			query("A", `max(loteria_agencies_expected)`, "expected"),
-			query("B", `max(loteria_agencies_finished)`, "finished"),
-			query("C", `sum(loteria_agencies_connected)`, "connected")).
-			Decimals(0)).
-		WithPanel(dial(i, "Barrier progress", "Share of the expected agencies that have sent END.", unitPercent, quarterWidth,
-			query("A", `max(loteria_agencies_finished) / max(loteria_agencies_expected)`, "finished")).
-			Min(0).
-			Max(1).
-			Thresholds(thresholds(step(nil, "orange"), step(ptr(1.0), "green")))).
-		WithPanel(graph(i, "Barrier wait", "Time an agency waits at the barrier (END to winners sent): p50 and p99 over every wait so far, and first END to draw done.", unitSeconds, 10,
-			query("A", `histogram_quantile(0.5, sum by (le) (loteria_barrier_wait_seconds_bucket))`, "wait p50"),
-			query("B", `histogram_quantile(0.99, sum by (le) (loteria_barrier_wait_seconds_bucket))`, "wait p99"),
+		WithPanel(graph(i, "Barrier wait", "Time an agency waits at the barrier (END to winners sent), p50 and p99 over the last 2 minutes, and first END to draw done.", unitSeconds, halfWidth,
+			query("A", `histogram_quantile(0.5, sum by (le) (increase(loteria_barrier_wait_seconds_bucket[2m])))`, "wait p50"),
+			query("B", `histogram_quantile(0.99, sum by (le) (increase(loteria_barrier_wait_seconds_bucket[2m])))`, "wait p99"),
 			query("C", `max(loteria_barrier_first_end_to_draw_seconds)`, "first END to draw"))).
-		WithPanel(bars(i, "Winners per agency (central)", "Winners of each agency after the draw, as the central computed them.", unitShort, halfWidth,
-			instant("A", `sum by (agency) (loteria_winners)`, "agency {{agency}}")).
+		WithPanel(bars(i, "Winners per agency (central)", "Winners of each agency in the last round drawn, as the central computed them (latest in the dashboard's range).", unitShort, quarterWidth,
+			instant("A", `sum by (agency) (last_over_time(loteria_winners[$__range]))`, "agency {{agency}}")).
 			Decimals(0)).
-		WithPanel(single(i, "Draw duration", "How long the draw took (one pass over the bets store).", unitSeconds,
-			query("A", `max(loteria_draw_duration_seconds)`, "draw")).
+		WithPanel(single(i, "Draw duration", "How long the last draw took.", unitSeconds,
+			instant("A", `max(last_over_time(loteria_draw_duration_seconds[$__range]))`, "draw")).
 			GraphMode(common.BigValueGraphModeNone).
-			Span(quarterWidth).
+			Span(eighthWidth).
 			Height(graphHeight)).
-		WithPanel(single(i, "Total winners", "Winners of all agencies.", unitShort,
-			query("A", `sum(loteria_winners)`, "winners")).
+		WithPanel(single(i, "Total winners", "Winners of all agencies in the last round drawn.", unitShort,
+			instant("A", `sum(last_over_time(loteria_winners[$__range]))`, "winners")).
 			Decimals(0).
 			GraphMode(common.BigValueGraphModeNone).
-			Span(quarterWidth).
+			Span(eighthWidth).
 			Height(graphHeight)).
 		WithRow(row(i, "Storage")).
 		WithPanel(graph(i, "fsync latency", "Duration of one group commit's fsync, p50 and p99 (recording rule).", unitSeconds, thirdWidth,
@@ -128,16 +144,18 @@ func central() *dashboard.DashboardBuilder {
 				{Id: "unit", Value: unitBytes},
 				{Id: "custom.axisPlacement", Value: "right"},
 			})).
-		WithRow(row(i, "Connections and errors")).
+		WithRow(row(i, "Connections, TLS and errors")).
 		WithPanel(graph(i, "Protocol errors by reason", "Framing errors per second (bad_header, frame_too_large, truncated_frame); each ends its connection.", unitPerSec, thirdWidth,
 			query("A", `sum by (reason) (rate(loteria_protocol_errors_total[$__rate_interval]))`, "{{reason}}"))).
-		WithPanel(graph(i, "Batch error ratio", "Share of batches not stored successfully (5m window, recording rule loteria:batch_error_ratio:rate5m).", unitPercent, thirdWidth,
-			query("A", `loteria:batch_error_ratio:rate5m`, "error ratio")).
-			Min(0)).
+		WithPanel(graph(i, "TLS handshake errors by reason", "Failed TLS handshakes per second on the TLS port: expired or foreign certificates, a plaintext client, a timeout (docs/TLS.md).", unitPerSec, thirdWidth,
+			query("A", `sum by (reason) (rate(loteria_tls_handshake_errors_total[$__rate_interval]))`, "{{reason}}"))).
 		WithPanel(graph(i, "Connections", "Connections accepted, rejected by the cap, and closed by reason, per second.", unitPerSec, thirdWidth,
 			query("A", `sum(rate(loteria_connections_accepted_total[$__rate_interval]))`, "accepted"),
 			query("B", `sum by (reason) (rate(loteria_connections_rejected_total[$__rate_interval]))`, "rejected ({{reason}})"),
 			query("C", `sum by (reason) (rate(loteria_connections_closed_total[$__rate_interval]))`, "closed ({{reason}})"))).
+		WithRow(row(i, "Traces")).
+		WithPanel(graph(i, "Spans dropped", "Spans a process's batch span processor dropped because its queue was full (loteria_trace_spans_dropped_total): 0 means every sampled span was exported.", unitPerSec, fullWidth,
+			query("A", `sum by (job) (rate(loteria_trace_spans_dropped_total[$__rate_interval]))`, "{{job}}"))).
 		WithRow(row(i, "Go runtime (central)")).
 		WithPanel(graph(i, "Goroutines and threads", "Goroutines and OS threads of the central.", unitShort, thirdWidth,
 			query("A", `go_goroutines{job="central"}`, "goroutines"),

@@ -36,6 +36,39 @@ const (
 // AgencyVariable is the template variable of the agencies dashboard.
 const AgencyVariable = "agency"
 
+// RoundVariable is the round selector of both dashboards. The round is a gauge (loteria_round),
+// never a label (rounds are unbounded): the variable's values are the gauge's distinct values over
+// the dashboard's range, made into a label at query time only (count_values inside a subquery),
+// and a panel keeps the time its round was open with `and on () (max(loteria_round) == $round)`
+// (inRound). "All" expands to RoundAll, which makes the filter always true.
+const RoundVariable = "round"
+
+// RoundValuesQuery lists the rounds open in the dashboard's range, one series {round="<r>"} each.
+// The subquery's 10 s step finds every round open for 10 s or more.
+const RoundValuesQuery = `last_over_time(count_values("round", max(loteria_round))[$__range:10s])`
+
+// RoundAll is the round variable's "All" value.
+const RoundAll = "max(loteria_round)"
+
+// inRound keeps a panel's series to the time the selected round was open.
+const inRound = ` and on () (max(loteria_round) == $round)`
+
+// roundVariable is the round selector.
+func roundVariable() *dashboard.QueryVariableBuilder {
+	q := "query_result(" + RoundValuesQuery + ")"
+	return dashboard.NewQueryVariableBuilder(RoundVariable).
+		Label("Round").
+		Description("Show the time one round was open (the open round is loteria_round, a gauge; All shows every round).").
+		Datasource(promDatasource()).
+		Query(dashboard.StringOrMap{String: ptr(q)}).
+		Definition(q).
+		Regex(`/round="(\d+)"/`).
+		IncludeAll(true).
+		AllValue(RoundAll).
+		Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
+		Sort(dashboard.VariableSortNumericalDesc)
+}
+
 // File is one generated dashboard: the file name it is written to and its JSON.
 type File struct {
 	Name string
@@ -111,6 +144,10 @@ func Queries() ([]Query, error) {
 			if v.Type != "query" || v.Query == nil || v.Query.String == nil {
 				continue
 			}
+			if m := queryResultRE.FindStringSubmatch(*v.Query.String); m != nil {
+				out = append(out, Query{Dashboard: uid, Panel: "variable " + v.Name, RefID: v.Name, Expr: m[1], Legend: "{{" + v.Name + "}}", Instant: true})
+				continue
+			}
 			m := labelValuesRE.FindStringSubmatch(*v.Query.String)
 			if m == nil {
 				return nil, fmt.Errorf("dashboard %s: variable %s: unsupported query %q", uid, v.Name, *v.Query.String)
@@ -148,20 +185,32 @@ func Queries() ([]Query, error) {
 	return out, nil
 }
 
+// queryResultRE matches Grafana's query_result(expr) variable query.
+var queryResultRE = regexp.MustCompile(`^\s*query_result\((.+)\)\s*$`)
+
 // labelValuesRE matches Grafana's label_values(metric, label) variable query.
 var labelValuesRE = regexp.MustCompile(`^\s*label_values\(\s*(.+?)\s*,\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)\s*$`)
 
 // Expand replaces the Grafana variables an expression may contain with values Prometheus accepts,
 // so the expression can be parsed or run outside Grafana: $__rate_interval, $__interval and
-// $__range become rateInterval (e.g. "1m"), and the agency variable becomes ".+" (all agencies).
+// $__range become rateInterval (e.g. "1m"), the agency variable becomes ".+" (all agencies) and
+// the round variable its All value.
 func Expand(expr, rateInterval string) string {
+	return ExpandRange(expr, rateInterval, rateInterval)
+}
+
+// ExpandRange is Expand with $__range (the dashboard's time range) set on its own, as a panel
+// showing a whole run sees it.
+func ExpandRange(expr, rateInterval, rng string) string {
 	r := strings.NewReplacer(
 		"${__rate_interval}", rateInterval,
 		"$__rate_interval", rateInterval,
 		"${__interval}", rateInterval,
 		"$__interval", rateInterval,
-		"${__range}", rateInterval,
-		"$__range", rateInterval,
+		"${__range}", rng,
+		"$__range", rng,
+		"${"+RoundVariable+"}", RoundAll,
+		"$"+RoundVariable, RoundAll,
 		"${"+AgencyVariable+":regex}", ".+",
 		"${"+AgencyVariable+"}", ".+",
 		"$"+AgencyVariable, ".+",

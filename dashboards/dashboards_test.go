@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loteria/loteria/dashboards"
 )
@@ -172,6 +174,11 @@ func TestAgenciesDashboardUsesVariable(t *testing.T) {
 			sawVariable = true
 			continue
 		}
+		// The round selector lists rounds, and the load tool's series carry no agency label
+		// (one process drives every simulated agency).
+		if q.Panel == "variable "+dashboards.RoundVariable || strings.HasPrefix(q.Panel, "Load") {
+			continue
+		}
 		if !strings.Contains(q.Expr, `agency=~"$agency"`) {
 			t.Errorf("panel %q query %s ignores the agency variable: %s", q.Panel, q.RefID, q.Expr)
 		}
@@ -199,11 +206,16 @@ func TestQueriesCoverBrief(t *testing.T) {
 			"loteria_barrier_wait_seconds_bucket", "loteria_draws_total", "loteria_winners",
 			"loteria:store_fsync_duration_seconds:quantile1m", "loteria:store_group_commit_batches:quantile1m",
 			"loteria_protocol_errors_total", "go_goroutines", "go_memstats_heap_inuse_bytes", "go_gc_duration_seconds",
+			"loteria_round", "loteria_round_bets", "loteria_round_duration_seconds", "loteria_agencies_waiting",
+			"loteria_store_failed", "loteria_tls_handshake_errors_total", "loteria_bets_duplicate_total",
+			"loteria_trace_spans_dropped_total",
 		},
 		dashboards.AgenciesUID: {
 			"loteria_agency_bets_sent_total", "loteria_agency_bets_in_file", "loteria_agency_bets_acked_total",
 			"loteria_agency_ack_duration_seconds_bucket", "loteria:agency_bets_acked:rate1m",
 			"loteria:agency_errors:rate1m", "loteria_agency_retries_total", "loteria_agency_winners",
+			"loteria_agency_round", "loteria_loadtest_agencies", "loteria_loadtest_bets_acked_total",
+			"loteria_loadtest_ack_duration_seconds_bucket",
 		},
 	}
 	for uid, names := range want {
@@ -223,11 +235,102 @@ func TestExpand(t *testing.T) {
 		{`x{agency=~"$agency"}`, `x{agency=~".+"}`},
 		{`x{agency=~"${agency:regex}"}`, `x{agency=~".+"}`},
 		{`x{agency=~"${agency}"}`, `x{agency=~".+"}`},
+		{`x and on () (max(loteria_round) == $round)`, `x and on () (max(loteria_round) == max(loteria_round))`},
 		{`sum(x)`, `sum(x)`},
 	}
 	for _, tt := range tests {
 		if got := dashboards.Expand(tt.in, "1m"); got != tt.want {
 			t.Errorf("Expand(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestInstantPanelsSurviveTheRun: an instant query evaluated at "now" is empty once the run's
+// processes are gone (their series go stale); every instant panel looks back over the
+// dashboard's range instead.
+func TestInstantPanelsSurviveTheRun(t *testing.T) {
+	qs, err := dashboards.Queries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, q := range qs {
+		if !q.Instant || strings.HasPrefix(q.Panel, "variable ") {
+			continue
+		}
+		n++
+		if !strings.Contains(q.Expr, "[$__range]") {
+			t.Errorf("%s / %s %s: instant query without a look-back over $__range: %s", q.Dashboard, q.Panel, q.RefID, q.Expr)
+		}
+	}
+	if n < 8 {
+		t.Errorf("only %d instant panels", n)
+	}
+}
+
+// TestRateWindowsFitTheScrapeInterval: every range in a query holds at least 4 scrapes of the
+// stack's 5 s interval ($__rate_interval is at least 4 x the datasource's timeInterval), or is
+// the dashboard's range.
+func TestRateWindowsFitTheScrapeInterval(t *testing.T) {
+	qs, err := dashboards.Queries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	window := regexp.MustCompile(`\[([^\]:]+)(:[^\]]*)?\]`)
+	const scrape = 5 * time.Second
+	for _, q := range qs {
+		for _, m := range window.FindAllStringSubmatch(q.Expr, -1) {
+			w := m[1]
+			if w == "$__rate_interval" || w == "$__range" {
+				continue
+			}
+			d, err := time.ParseDuration(w)
+			if err != nil || d < 4*scrape {
+				t.Errorf("%s / %s %s: window %q holds fewer than 4 scrapes of %s: %s", q.Dashboard, q.Panel, q.RefID, w, scrape, q.Expr)
+			}
+		}
+	}
+}
+
+// TestRoundSelector: both dashboards select a round from the loteria_round gauge (never a
+// label), and the throughput panels honour it.
+func TestRoundSelector(t *testing.T) {
+	files, err := dashboards.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		var d struct {
+			Templating struct {
+				List []struct {
+					Name     string `json:"name"`
+					Query    string `json:"query"`
+					AllValue string `json:"allValue"`
+					Regex    string `json:"regex"`
+				} `json:"list"`
+			} `json:"templating"`
+		}
+		if err := json.Unmarshal(f.JSON, &d); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, v := range d.Templating.List {
+			if v.Name != dashboards.RoundVariable {
+				continue
+			}
+			found = true
+			if v.Query != "query_result("+dashboards.RoundValuesQuery+")" || v.AllValue != dashboards.RoundAll || v.Regex == "" {
+				t.Errorf("%s: round variable %+v", f.Name, v)
+			}
+		}
+		if !found {
+			t.Errorf("%s has no round variable", f.Name)
+		}
+		if n := strings.Count(string(f.JSON), `(max(loteria_round) == $round)`); n < 2 {
+			t.Errorf("%s: %d queries follow the round variable", f.Name, n)
+		}
+		if strings.Contains(string(f.JSON), `round=`) && !strings.Contains(string(f.JSON), `count_values(\"round\"`) {
+			t.Errorf("%s selects on a round label", f.Name)
 		}
 	}
 }

@@ -16,6 +16,7 @@ const (
 	halfWidth    = 12
 	thirdWidth   = 8
 	quarterWidth = 6
+	eighthWidth  = 3
 	statWidth    = 4
 	statHeight   = 4
 	graphHeight  = 8

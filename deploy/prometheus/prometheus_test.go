@@ -19,11 +19,30 @@ import (
 	"github.com/loteria/loteria/internal/testenv"
 )
 
+// promtool is $LOTERIA_PROMTOOL (make prometheus builds bin/promtool of the Prometheus 3 line the
+// stack deploys; make test sets it), else promtool on PATH.
 func promtool(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("promtool")
+	return tool(t, "LOTERIA_PROMTOOL", "promtool", "make prometheus builds bin/promtool; make test sets LOTERIA_PROMTOOL")
+}
+
+// amtool is $LOTERIA_AMTOOL (make alertmanager builds bin/amtool), else amtool on PATH.
+func amtool(t *testing.T) string {
+	t.Helper()
+	return tool(t, "LOTERIA_AMTOOL", "amtool", "make alertmanager builds bin/amtool; make test sets LOTERIA_AMTOOL")
+}
+
+func tool(t *testing.T, envVar, name, hint string) string {
+	t.Helper()
+	if p := os.Getenv(envVar); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s=%s: %v", envVar, p, err)
+		}
+		return p
+	}
+	p, err := exec.LookPath(name)
 	if err != nil {
-		testenv.Unavailable(t, "promtool not found: install Debian's prometheus package (apt-get install prometheus); CI does")
+		testenv.Unavailable(t, "%s not found (%s)", name, hint)
 	}
 	return p
 }
@@ -97,7 +116,7 @@ func TestPromtoolCheckConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := plan.Write(); err != nil {
+	if err := plan.Write(false); err != nil {
 		t.Fatal(err)
 	}
 	conf, err := os.ReadFile(filepath.Join(root, promcheck.PrometheusConfig))
@@ -134,7 +153,7 @@ func TestExpressions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(repo.Jobs, []string{"prometheus", "central", "agency", "jaeger"}) {
+	if !slices.Equal(repo.Jobs, []string{"prometheus", "central", "agency", "loadtest", "alertmanager", "jaeger"}) {
 		t.Errorf("scrape jobs %v", repo.Jobs)
 	}
 	queries, err := dashboards.Queries()
@@ -190,5 +209,15 @@ func TestExpressions(t *testing.T) {
 		if r.Record != "" && !used[r.Record] {
 			t.Logf("recording rule %s is used by no dashboard or alert", r.Record)
 		}
+	}
+}
+
+// TestAmtoolCheckConfig checks alertmanager.yml with the Alertmanager's own checker.
+func TestAmtoolCheckConfig(t *testing.T) {
+	at := amtool(t)
+	root := testenv.RepoRoot(t)
+	out := run(t, root, at, "check-config", filepath.Join(root, compose.AlertmanagerConfigPath))
+	if !strings.Contains(out, "SUCCESS") || !strings.Contains(out, "1 receivers") {
+		t.Errorf("amtool check-config:\n%s", out)
 	}
 }

@@ -275,6 +275,9 @@ func (c *Client) Run(ctx context.Context, s Stream) (Result, error) {
 		err = stopped(ctx)
 	}
 	if err == nil {
+		// Done: every round's winners are in (an agency looping until
+		// stopped never gets here; the stack's alerts rely on that).
+		c.m.done.Set(1)
 		if total := r.rejectedTotal(); total > 0 {
 			res.Rejected = total
 			err = &RejectedError{Bets: total, Batches: res.RejectedBatches, Before: r.rejectedBefore}

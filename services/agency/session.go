@@ -174,7 +174,6 @@ func (r *run) emit(w wire.Winners) {
 	r.res.Winners = dnis
 	r.lastCollected = max(r.lastCollected, w.Round)
 	r.c.m.winners.Set(float64(len(dnis)))
-	r.c.m.done.Set(1)
 	if r.c.deps.OnWinners != nil {
 		r.c.deps.OnWinners(rw)
 	}

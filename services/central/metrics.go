@@ -73,6 +73,7 @@ type metrics struct {
 	roundBets     prometheus.Gauge
 	roundDuration prometheus.Histogram
 	barrierWait   prometheus.Histogram
+	endToDraw     prometheus.Gauge
 	drawTook      prometheus.Gauge
 	draws         prometheus.Counter
 	winners       *prometheus.GaugeVec
@@ -138,6 +139,7 @@ func newMetrics(reg prometheus.Registerer, agencies int, tlsReasons []string) *m
 			Help:    "Time an agency waited for its winners, from its END to the winners being sent.",
 			Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 10, 30, 60, 300, 900},
 		}),
+		endToDraw:     gauge("loteria_barrier_first_end_to_draw_seconds", "In the last drawn round, the time from its first END to its draw done."),
 		drawTook:      gauge("loteria_draw_duration_seconds", "How long the last draw took."),
 		draws:         counter("loteria_draws_total", "Draws held."),
 		winners:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "loteria_winners", Help: "Winners of each agency in the last drawn round."}, []string{"agency"}),
@@ -189,7 +191,7 @@ func newMetrics(reg prometheus.Registerer, agencies int, tlsReasons []string) *m
 	m.expected.Set(float64(agencies))
 	if reg != nil {
 		reg.MustRegister(m.batches, m.betsStored, m.duplicates, m.gaps, m.batchBets, m.batchBytes, m.batchDuration,
-			m.expected, m.finished, m.waiting, m.round, m.roundBets, m.roundDuration, m.barrierWait, m.drawTook,
+			m.expected, m.finished, m.waiting, m.round, m.roundBets, m.roundDuration, m.barrierWait, m.endToDraw, m.drawTook,
 			m.draws, m.winners, m.winnersSent, m.anonymousEnds, m.fingerprints,
 			m.connected, m.accepted, m.acceptErrors, m.closed, m.rejected, m.replaced, m.protoErrors, m.tlsErrors)
 	}

@@ -386,6 +386,12 @@ func (rs *rounds) holdDraw(r *round, closed *ledger.Receipt) {
 	s.m.draws.Inc()
 	s.m.drawTook.Set(took.Seconds())
 	s.m.roundDuration.Observe(time.Since(r.opened).Seconds())
+	r.mu.Lock()
+	firstEnd := r.firstEnd
+	r.mu.Unlock()
+	if !firstEnd.IsZero() {
+		s.m.endToDraw.Set(time.Since(firstEnd).Seconds())
+	}
 	if s.cfg.Agencies <= maxAgencySeries {
 		for a := 1; a <= s.cfg.Agencies; a++ {
 			s.m.winners.WithLabelValues(agencyLabel(a)).Set(float64(len(byAgency[a])))

@@ -45,6 +45,9 @@ type Config struct {
 	DataDir  string        // agency-<i>.csv files to read instead of generated bets
 	Protocol string        // agency.ProtocolLoteria or agency.ProtocolSeed
 	Seed     uint64        // generator seed
+	// FirstID is the first simulated agency's id (default 1): against a central that also
+	// serves other agencies, e.g. the compose stack's 1..N, the load tool takes N+1 onwards.
+	FirstID int
 
 	// Addr targets a running central; empty starts one in this process.
 	Addr string
@@ -128,6 +131,15 @@ func (c *Config) defaults() error {
 		if c.RestartEvery <= 0 {
 			c.RestartEvery = 500 * time.Millisecond
 		}
+	}
+	if c.FirstID == 0 {
+		c.FirstID = 1
+	}
+	if c.FirstID < 1 {
+		return errors.New("first-id: agency ids start at 1")
+	}
+	if c.FirstID > 1 && c.Addr == "" {
+		return errors.New("first-id: only against a running central (--addr) that also serves agencies 1..first-id-1; the in-process central's barrier waits for agencies 1..N")
 	}
 	return nil
 }
@@ -239,7 +251,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	var wg sync.WaitGroup
 	for i := 1; i <= cfg.Agencies; i++ {
-		r := &agencyRun{id: i}
+		id := cfg.FirstID + i - 1
+		r := &agencyRun{id: id}
 		runs[i] = r
 		wg.Go(func() {
 			running.Add(1)
@@ -266,7 +279,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				finish(r, err)
 				return
 			}
-			src, err := newSource(cfg, i, deadline)
+			src, err := newSource(cfg, id, deadline)
 			if err != nil {
 				r.err, r.reason = err, "data"
 				failed.Add(1)
@@ -274,12 +287,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 			defer src.close()
 			r.src = src
-			var stream agency.Stream = agency.OneShot(src, src.fingerprint(cfg, i), -1)
+			var stream agency.Stream = agency.OneShot(src, src.fingerprint(cfg, id), -1)
 			if cfg.Restarts > 0 {
 				// Resumable: the agency reopens its stream at the mark the
 				// restarted central reports. The oracle is built from the
 				// same generator, bet by bet, as the check needs it.
-				gs, err := agency.NewGeneratedStream(i, cfg.Seed, int64(cfg.Bets))
+				gs, err := agency.NewGeneratedStream(id, cfg.Seed, int64(cfg.Bets))
 				if err != nil {
 					r.err, r.reason = err, "data"
 					failed.Add(1)
@@ -297,7 +310,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				deps.Pace = newPacer(cfg, i).wait
 			}
 			opts := agency.Options{
-				Agency: i, Address: addr, MaxBets: cfg.Batch, InFlight: cfg.InFlight,
+				Agency: id, Address: addr, MaxBets: cfg.Batch, InFlight: cfg.InFlight,
 				Protocol: cfg.Protocol, Timeout: cfg.Timeout, WinnersTimeout: 30 * time.Minute,
 				DialAttempts: 20,
 			}
@@ -307,8 +320,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				opts.DialAttempts, opts.RetryBase, opts.RetryMax = 0, 20*time.Millisecond, 500*time.Millisecond
 			}
 			if cfg.TLS {
-				if opts.TLS, err = tlsconf.ClientConfig(filepath.Join(cfg.TLSDir, certs.AgencyFile(i)),
-					filepath.Join(cfg.TLSDir, certs.AgencyKeyFile(i)), filepath.Join(cfg.TLSDir, "ca.pem"), ""); err != nil {
+				if opts.TLS, err = tlsconf.ClientConfig(filepath.Join(cfg.TLSDir, certs.AgencyFile(id)),
+					filepath.Join(cfg.TLSDir, certs.AgencyKeyFile(id)), filepath.Join(cfg.TLSDir, "ca.pem"), ""); err != nil {
 					r.err, r.reason = err, "config"
 					failed.Add(1)
 					return

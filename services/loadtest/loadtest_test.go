@@ -3,10 +3,15 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -268,5 +273,70 @@ func TestPrebuiltMode(t *testing.T) {
 		var text bytes.Buffer
 		rep.WriteText(&text)
 		t.Fatalf("prebuilt run failed:\n%s", text.String())
+	}
+}
+
+// TestFirstID: simulated agencies take ids from FirstID on, beside other agencies of the same
+// central: two load runs (agencies 1..6 and 7..9) against one central for 9, whose store holds
+// each agency's bets under its id (read back with encoding/csv).
+func TestFirstID(t *testing.T) {
+	dir := t.TempDir()
+	own := newInproc(Config{Agencies: 9}, filepath.Join(dir, "bets.csv"))
+	if err := own.start(); err != nil {
+		t.Fatal(err)
+	}
+	stop := own.stop
+	defer stop()
+	addr := own.address()
+	type result struct {
+		rep *Report
+		err error
+	}
+	results := make(chan result, 2)
+	for _, c := range []Config{{Agencies: 6}, {Agencies: 3, FirstID: 7}} {
+		go func() {
+			c.Addr, c.Bets, c.Batch, c.Timeout = addr, 50, 10, time.Minute
+			rep, err := Run(t.Context(), c)
+			results <- result{rep, err}
+		}()
+	}
+	for range 2 {
+		r := <-results
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if r.rep.Failed {
+			var text bytes.Buffer
+			r.rep.WriteText(&text)
+			t.Errorf("correctness check failed:\n%s", text.String())
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(dir, "bets.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]int{}
+	for _, r := range rows {
+		per[r[0]]++
+	}
+	want := map[string]int{}
+	for i := 1; i <= 9; i++ {
+		want[strconv.Itoa(i)] = 50
+	}
+	if !maps.Equal(per, want) {
+		t.Errorf("bets per agency in the store %v, want %v", per, want)
+	}
+	for _, bad := range []Config{{Agencies: 1, FirstID: -1, Bets: 1}, {Agencies: 1, FirstID: 2, Bets: 1}} {
+		if _, err := Run(t.Context(), bad); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
 	}
 }

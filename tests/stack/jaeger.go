@@ -354,3 +354,19 @@ func (j *Jaeger) api(ctx context.Context, path string, params url.Values, out an
 	}
 	return json.Unmarshal(env.Data, out)
 }
+
+// Trace returns one trace by id (/api/traces/<id>), every span of it included.
+func (j *Jaeger) Trace(ctx context.Context, id string) (Trace, error) {
+	var traces []Trace
+	if err := j.api(ctx, "/api/traces/"+url.PathEscape(id), nil, &traces); err != nil {
+		return Trace{}, err
+	}
+	if len(traces) != 1 {
+		return Trace{}, fmt.Errorf("trace %s: %d traces in the answer", id, len(traces))
+	}
+	t := traces[0]
+	for k := range t.Spans {
+		t.Spans[k].Service = t.Processes[t.Spans[k].ProcessID].ServiceName
+	}
+	return t, nil
+}

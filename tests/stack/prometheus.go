@@ -42,6 +42,8 @@ type PrometheusOptions struct {
 	Binary string
 	// ReadyTimeout bounds the wait for /-/ready (default 30s).
 	ReadyTimeout time.Duration
+	// Alertmanagers are the host:port of the Alertmanagers alerts go to (alerting section).
+	Alertmanagers []string
 }
 
 // Prometheus is a running Prometheus server on loopback.
@@ -126,6 +128,12 @@ func prometheusConfig(opts PrometheusOptions, root string) ([]byte, error) {
 		StaticConfigs []staticConfig `json:"static_configs"`
 	}
 	interval := promDuration(opts.ScrapeInterval)
+	type alertmanagers struct {
+		StaticConfigs []staticConfig `json:"static_configs"`
+	}
+	type alerting struct {
+		Alertmanagers []alertmanagers `json:"alertmanagers"`
+	}
 	cfg := struct {
 		Global struct {
 			ScrapeInterval     string `json:"scrape_interval"`
@@ -133,8 +141,12 @@ func prometheusConfig(opts PrometheusOptions, root string) ([]byte, error) {
 			EvaluationInterval string `json:"evaluation_interval"`
 		} `json:"global"`
 		RuleFiles     []string       `json:"rule_files,omitempty"`
+		Alerting      *alerting      `json:"alerting,omitempty"`
 		ScrapeConfigs []scrapeConfig `json:"scrape_configs"`
 	}{}
+	if len(opts.Alertmanagers) > 0 {
+		cfg.Alerting = &alerting{Alertmanagers: []alertmanagers{{StaticConfigs: []staticConfig{{Targets: opts.Alertmanagers}}}}}
+	}
 	cfg.Global.ScrapeInterval, cfg.Global.ScrapeTimeout, cfg.Global.EvaluationInterval = interval, interval, interval
 	for _, f := range opts.RuleFiles {
 		if !filepath.IsAbs(f) {

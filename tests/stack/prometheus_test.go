@@ -13,9 +13,9 @@ import (
 )
 
 // firstScrapeBudget bounds the wait for Prometheus's first scrape of every
-// target once it is ready. Prometheus 2.42 hands its targets to the scrape
-// loops only after a 5s discovery throttle, plus up to one interval of
-// jitter: about 6s here (the test logs it). The budget leaves room for a
+// target once it is ready. Prometheus hands its targets to the scrape loops
+// only after a 5s discovery throttle, plus up to one interval of jitter:
+// about 6s here (the test logs it). The budget leaves room for a
 // loaded CI machine; a poll, it costs nothing when the scrape is on time.
 const firstScrapeBudget = 15 * time.Second
 

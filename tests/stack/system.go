@@ -24,6 +24,8 @@ type SystemOptions struct {
 	// (OTEL_*, LOGGING_LEVEL, ...); CentralEnv and AgencyEnv to one side
 	// only. They come after the harness's own variables, so they win.
 	Env, CentralEnv, AgencyEnv []string
+	// AgencyArgs are command-line flags of every agency (e.g. --rate).
+	AgencyArgs []string
 	// Linger is the agencies' CLI_LINGER: how long they keep /metrics up
 	// after their winners. 0 means DefaultLinger; negative means none
 	// (the agencies exit as soon as they have their winners).
@@ -52,6 +54,7 @@ type System struct {
 	DataDir   string
 
 	timeout time.Duration
+	opts    SystemOptions
 }
 
 // Agency is one agency process.
@@ -81,6 +84,16 @@ func RunSystem(tb testing.TB, opts SystemOptions) *System {
 // them.
 func StartSystem(tb testing.TB, opts SystemOptions) *System {
 	tb.Helper()
+	s := PlanSystem(tb, opts)
+	s.Start(tb)
+	return s
+}
+
+// PlanSystem builds the programs (unless given) and picks the system's
+// addresses without starting anything, so a Prometheus can be started with
+// its targets (PrometheusOptions) before the system runs; then Start.
+func PlanSystem(tb testing.TB, opts SystemOptions) *System {
+	tb.Helper()
 	if opts.Agencies <= 0 {
 		opts.Agencies = 5
 	}
@@ -90,18 +103,11 @@ func StartSystem(tb testing.TB, opts SystemOptions) *System {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 2 * time.Minute
 	}
-	linger := opts.Linger
-	switch {
-	case linger == 0:
-		linger = DefaultLinger
-	case linger < 0:
-		linger = 0
-	}
 	bins := opts.Binaries
 	if bins["central"] == "" || bins["agency"] == "" {
 		bins = testenv.BuildPrograms(tb, tb.TempDir(), "central", "agency")
 	}
-
+	opts.Binaries = bins
 	dir := tb.TempDir()
 	s := &System{
 		CentralAddr:        testenv.FreeAddr(tb),
@@ -109,7 +115,26 @@ func StartSystem(tb testing.TB, opts SystemOptions) *System {
 		StorePath:          filepath.Join(dir, "bets.csv"),
 		DataDir:            opts.DataDir,
 		timeout:            opts.Timeout,
+		opts:               opts,
 	}
+	for i := 1; i <= opts.Agencies; i++ {
+		s.Agencies = append(s.Agencies, &Agency{ID: i, MetricsAddr: testenv.FreeAddr(tb), WinnersCount: -1})
+	}
+	return s
+}
+
+// Start starts the central, waits for its /readyz, and starts the agencies.
+func (s *System) Start(tb testing.TB) {
+	tb.Helper()
+	s.StartCentral(tb)
+	s.StartAgencies(tb)
+}
+
+// StartCentral starts the central and waits for its /readyz.
+func (s *System) StartCentral(tb testing.TB) {
+	tb.Helper()
+	opts := s.opts
+	bins := opts.Binaries
 	host, port, _ := strings.Cut(s.CentralAddr, ":")
 	env := []string{
 		"SERVER_HOST=" + host, "SERVER_PORT=" + port,
@@ -126,9 +151,22 @@ func StartSystem(tb testing.TB, opts SystemOptions) *System {
 		}
 		return httpOK(context.Background(), "http://"+s.CentralMetricsAddr+"/readyz")
 	})
+}
 
-	for i := 1; i <= opts.Agencies; i++ {
-		a := &Agency{ID: i, MetricsAddr: testenv.FreeAddr(tb), WinnersCount: -1}
+// StartAgencies starts the agencies (after StartCentral).
+func (s *System) StartAgencies(tb testing.TB) {
+	tb.Helper()
+	opts := s.opts
+	bins := opts.Binaries
+	linger := opts.Linger
+	switch {
+	case linger == 0:
+		linger = DefaultLinger
+	case linger < 0:
+		linger = 0
+	}
+	for _, a := range s.Agencies {
+		i := a.ID
 		env := []string{
 			"CLI_ID=" + strconv.Itoa(i),
 			"CLI_SERVER_ADDRESS=" + s.CentralAddr,
@@ -138,10 +176,8 @@ func StartSystem(tb testing.TB, opts SystemOptions) *System {
 			"LOG_FORMAT=json", "CLI_LOG_LEVEL=INFO",
 		}
 		env = append(append(env, opts.Env...), opts.AgencyEnv...)
-		a.Process = StartProcess(tb, ProcessSpec{Name: fmt.Sprintf("agency-%d", i), Path: bins["agency"], Env: env})
-		s.Agencies = append(s.Agencies, a)
+		a.Process = StartProcess(tb, ProcessSpec{Name: fmt.Sprintf("agency-%d", i), Path: bins["agency"], Args: opts.AgencyArgs, Env: env})
 	}
-	return s
 }
 
 // winnersLine is what an agency prints on stdout with its winners, one

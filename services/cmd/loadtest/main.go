@@ -50,6 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var cfg loadtest.Config
 	fs.IntVar(&cfg.Agencies, "agencies", 100, "simulated agencies (connections)")
+	fs.IntVar(&cfg.FirstID, "first-id", 1, "id of the first simulated agency (the others follow), e.g. N+1 beside a stack's agencies 1..N")
 	fs.IntVar(&cfg.Bets, "bets", 1000, "bets per agency (0 with --data-dir: each whole file)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "send for this long instead of --bets")
 	fs.IntVar(&cfg.Batch, "batch", 1000, "bets per batch at most (frames never exceed 8 KiB, so large values mean full frames)")
