@@ -34,14 +34,8 @@ func amtool(t *testing.T) string {
 
 func tool(t *testing.T, envVar, name, hint string) string {
 	t.Helper()
-	if p := os.Getenv(envVar); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("%s=%s: %v", envVar, p, err)
-		}
-		return p
-	}
-	p, err := exec.LookPath(name)
-	if err != nil {
+	p := testenv.Tool(t, envVar, name)
+	if p == "" {
 		testenv.Unavailable(t, "%s not found (%s)", name, hint)
 	}
 	return p

@@ -204,3 +204,30 @@ func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() b
 		}
 	}
 }
+
+// Tool finds a program a test runs: $envVar when set, else bin/<name> in
+// the repository (make tools builds the test backends there, of the lines
+// the stack deploys), else <name> on PATH; "" when none. The repository's
+// own build comes before PATH so that a distribution's older package (a
+// Debian prometheus 2.x, say) never stands in for it unnoticed.
+func Tool(tb testing.TB, envVar, name string) string {
+	tb.Helper()
+	if p := os.Getenv(envVar); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			tb.Fatalf("%s=%s: %v", envVar, p, err)
+		}
+		return p
+	}
+	if p := filepath.Join(RepoRoot(tb), "bin", name); fileExists(p) {
+		return p
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	return ""
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}

@@ -41,13 +41,9 @@ receivers:
 // to webhookURL, and waits until it is ready.
 func StartAlertmanager(tb testing.TB, webhookURL string) *Alertmanager {
 	tb.Helper()
-	bin := os.Getenv("LOTERIA_ALERTMANAGER")
+	bin := testenv.Tool(tb, "LOTERIA_ALERTMANAGER", "alertmanager")
 	if bin == "" {
-		p, err := exec.LookPath("alertmanager")
-		if err != nil {
-			testenv.Unavailable(tb, "alertmanager not found (make alertmanager builds bin/alertmanager; make test sets LOTERIA_ALERTMANAGER)")
-		}
-		bin = p
+		testenv.Unavailable(tb, "alertmanager not found (make alertmanager builds bin/alertmanager; make test sets LOTERIA_ALERTMANAGER)")
 	}
 	dir := tb.TempDir()
 	a := &Alertmanager{Addr: testenv.FreeAddr(tb), ConfigFile: filepath.Join(dir, "alertmanager.yml")}

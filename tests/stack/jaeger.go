@@ -84,12 +84,9 @@ exporters:
 // Without LOTERIA_JAEGER the test is skipped, or failed under CI.
 func StartJaeger(tb testing.TB) *Jaeger {
 	tb.Helper()
-	bin := os.Getenv("LOTERIA_JAEGER")
+	bin := testenv.Tool(tb, "LOTERIA_JAEGER", "jaeger")
 	if bin == "" {
-		testenv.Unavailable(tb, "LOTERIA_JAEGER not set (make jaeger builds bin/jaeger; make test sets it)")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		tb.Fatalf("LOTERIA_JAEGER=%s: %v", bin, err)
+		testenv.Unavailable(tb, "jaeger not found (make jaeger builds bin/jaeger; make test sets LOTERIA_JAEGER)")
 	}
 	dir := tb.TempDir()
 	j := &Jaeger{

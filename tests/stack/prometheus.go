@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -67,14 +66,10 @@ func StartPrometheusWith(tb testing.TB, opts PrometheusOptions) *Prometheus {
 	tb.Helper()
 	bin := opts.Binary
 	if bin == "" {
-		bin = os.Getenv("LOTERIA_PROMETHEUS")
+		bin = testenv.Tool(tb, "LOTERIA_PROMETHEUS", "prometheus")
 	}
 	if bin == "" {
-		p, err := exec.LookPath("prometheus")
-		if err != nil {
-			testenv.Unavailable(tb, "prometheus not installed (apt-get install prometheus, or set LOTERIA_PROMETHEUS)")
-		}
-		bin = p
+		testenv.Unavailable(tb, "prometheus not found (make prometheus builds bin/prometheus, or set LOTERIA_PROMETHEUS)")
 	}
 	if opts.ScrapeInterval <= 0 {
 		opts.ScrapeInterval = time.Second
