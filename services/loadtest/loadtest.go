@@ -154,6 +154,7 @@ type agencyRun struct {
 	err         error
 	reason      string
 	winners     []string
+	rounds      []agency.RoundWinners // per round, when the central said (v1)
 	src         *source
 }
 
@@ -336,6 +337,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			res, err := c.Run(ctx, stream)
 			r.done = time.Since(start)
 			r.bets, r.batches, r.barrierWait, r.winners = int64(res.Bets), int64(res.Batches), res.BarrierWait, res.Winners
+			r.rounds = res.Rounds
 			finish(r, err)
 		})
 	}
@@ -410,8 +412,10 @@ func refuseUsedStore(path string) error {
 // run can check the winners and the store against it.
 type source struct {
 	gen      *datagen.Generator
+	genOpts  datagen.Options // to generate the same bets again (the round-aware check)
 	file     *betfile.File
-	limit    int // 0: until the deadline
+	path     string // the file's, to read it again
+	limit    int    // 0: until the deadline
 	deadline time.Time
 	n        int
 	winners  []string
@@ -437,13 +441,14 @@ func newSource(cfg Config, agencyID int, deadline time.Time) (*source, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.file = f
+		s.file, s.path = f, path
 		if cfg.Duration == 0 && cfg.Bets == 0 {
 			s.limit = 0
 		}
 		return s, nil
 	}
-	s.gen = datagen.New(datagen.Options{Seed: cfg.Seed, Agency: agencyID})
+	s.genOpts = datagen.Options{Seed: cfg.Seed, Agency: agencyID}
+	s.gen = datagen.New(s.genOpts)
 	return s, nil
 }
 
@@ -492,6 +497,39 @@ func (s *source) Next() (lottery.Bet, error) {
 func (s *source) fingerprint(cfg Config, agencyID int) string {
 	sum := sha256.Sum256(fmt.Appendf(nil, "loadtest;agency=%d;seed=%d;data=%s", agencyID, cfg.Seed, cfg.DataDir))
 	return hex.EncodeToString(sum[:16])
+}
+
+// playing is the DNIs of the bets this source yielded that play number,
+// in order: read again from the generator or the file, so it costs no
+// memory during the run. (A stream's oracle, fromStream, is generated
+// with agency.NewGeneratedStream's generator, the same as genOpts'.)
+func (s *source) playing(number int, agencyID int) ([]string, error) {
+	var next func() (lottery.Bet, error)
+	switch {
+	case s.path != "":
+		f, err := betfile.Open(s.path, agencyID)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		next = f.Next
+	case s.gen != nil:
+		g := datagen.New(s.genOpts)
+		next = func() (lottery.Bet, error) { return g.Next(), nil }
+	default:
+		return nil, errors.New("the bets sent cannot be read again")
+	}
+	var out []string
+	for i := 0; i < s.n; i++ {
+		b, err := next()
+		if err != nil {
+			return nil, err
+		}
+		if b.Number == number {
+			out = append(out, b.Document)
+		}
+	}
+	return out, nil
 }
 
 // fromStream makes the oracle of a resumable stream: every bet it will

@@ -340,3 +340,24 @@ func TestFirstID(t *testing.T) {
 		}
 	}
 }
+
+// TestRoundAwareWinners: against a central that draws a number per round
+// (continuous rounds), each agency's winners are checked against its own
+// bets playing that round's number.
+func TestRoundAwareWinners(t *testing.T) {
+	own := newInproc(Config{Agencies: 4}, filepath.Join(t.TempDir(), "bets.csv"))
+	own.cfg.Rounds, own.cfg.RoundCutoff = -1, time.Minute
+	if err := own.start(); err != nil {
+		t.Fatal(err)
+	}
+	defer own.stop()
+	rep, err := Run(t.Context(), Config{Agencies: 4, Bets: 20000, Batch: 100, InFlight: 8, Addr: own.address()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	if rep.Failed {
+		t.Fatalf("round-aware run failed:\n%s", text.String())
+	}
+}

@@ -10,6 +10,9 @@ import (
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
+
+	"github.com/loteria/loteria/services/agency"
+	"github.com/loteria/loteria/services/internal/lottery"
 )
 
 // Report is the outcome of a run, in the spirit of vegeta's and ghz's.
@@ -120,6 +123,13 @@ func buildReport(cfg Config, runs []*agencyRun, lat *Histogram, total, ingest ti
 			wait.Record(a.barrierWait)
 			if cfg.NoStore {
 				// A central that stores nothing draws nothing.
+			} else if drawnByNumber(a.rounds) {
+				if msg := checkRounds(a); msg != "" {
+					winnersOK = false
+					if firstWrong == "" {
+						firstWrong = msg
+					}
+				}
 			} else if !slices.Equal(a.winners, a.src.winners) && !(len(a.winners) == 0 && len(a.src.winners) == 0) {
 				winnersOK = false
 				if firstWrong == "" {
@@ -139,6 +149,49 @@ func buildReport(cfg Config, runs []*agencyRun, lat *Histogram, total, ingest ti
 	r.Checks = append(r.Checks, Check{Name: "every agency finished", OK: r.AgenciesFailed == 0,
 		Detail: fmt.Sprintf("%d of %d failed", r.AgenciesFailed, r.Agencies)})
 	return r
+}
+
+// drawnByNumber reports whether a central drew a number other than the
+// seed's 7574 (continuous rounds): the winners are then checked against
+// the bets that played the number each round says.
+func drawnByNumber(rounds []agency.RoundWinners) bool {
+	for _, w := range rounds {
+		if w.Number != 0 && w.Number != lottery.WinningNumber {
+			return true
+		}
+	}
+	return false
+}
+
+// checkRounds checks an agency's winners round by round against its own
+// bets playing that round's number, read again from its generator or
+// file. With one round every bet was in it: the lists must be equal. With
+// more (a cut-off moved some bets on), each round's winners must be among
+// those bets, in order.
+func checkRounds(a *agencyRun) string {
+	for _, w := range a.rounds {
+		want, err := a.src.playing(w.Number, a.id)
+		if err != nil {
+			return fmt.Sprintf("agency %d: %v", a.id, err)
+		}
+		if len(a.rounds) == 1 {
+			if !slices.Equal(w.Winners, want) && !(len(w.Winners) == 0 && len(want) == 0) {
+				return fmt.Sprintf("agency %d round %d (number %d): %d winners, its bets imply %d", a.id, w.Round, w.Number, len(w.Winners), len(want))
+			}
+			continue
+		}
+		j := 0
+		for _, d := range w.Winners {
+			for j < len(want) && want[j] != d {
+				j++
+			}
+			if j == len(want) {
+				return fmt.Sprintf("agency %d round %d (number %d): a winner that is not one of its bets playing %d", a.id, w.Round, w.Number, w.Number)
+			}
+			j++
+		}
+	}
+	return ""
 }
 
 // finish settles Failed from the checks.
