@@ -166,8 +166,21 @@ func TestLivingStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// In continuous rounds two agency panels are honestly zero: a looping
+	// agency is never done, and with a fresh number per round an agency's
+	// 900 bets win in about one round in eleven. TestDashboardsShowARun
+	// (the one-shot run) checks both non-zero.
+	continuousZero := map[string]string{
+		dashboards.AgenciesUID + "/Agencies done/A":               "agencies looping until stopped are never done",
+		dashboards.AgenciesUID + "/Winners received per agency/A": "a fresh number per round: an agency's 900 bets of a round win rarely",
+	}
 	checked := 0
 	for _, r := range results {
+		if why := continuousZero[r.Key()]; why != "" && r.Err == nil && r.NaN == 0 && len(r.Pending) == 0 && r.NonZero == 0 {
+			t.Logf("%s / %s %s: zero, as expected here (%s)", r.Query.Dashboard, r.Query.Panel, r.Query.RefID, why)
+			checked++
+			continue
+		}
 		if p := r.Problem(); p != "" || len(r.Pending) > 0 {
 			t.Errorf("%s / %s %s: %s %v\n  %s", r.Query.Dashboard, r.Query.Panel, r.Query.RefID, p, r.Pending, r.Expr)
 			continue
