@@ -13,6 +13,11 @@ import (
 	"sync"
 	"time"
 
+	"crypto/tls"
+	"path/filepath"
+
+	"github.com/loteria/loteria/services/internal/certs"
+	"github.com/loteria/loteria/services/internal/tlsconf"
 	"github.com/loteria/loteria/services/internal/wire"
 )
 
@@ -27,11 +32,29 @@ type HoldReport struct {
 	FirstError    string        `json:"first_error,omitempty"`
 }
 
+// HoldOptions say how a connections-only run announces its connections.
+type HoldOptions struct {
+	// FullBatch sends one full 8 KiB batch of generated bets on each
+	// connection (the seed protocol) before it idles, so the figure is
+	// what an idle connection costs after real traffic, not only after an
+	// empty batch.
+	FullBatch bool
+	// TLSDir, when set, connects over mutual TLS with the certificates
+	// bin/certs wrote there (agency-<i>.pem for connection i).
+	TLSDir string
+	Seed   uint64
+}
+
 // Hold opens n connections to addr, each announcing itself with an empty
 // batch (so the central has set it up fully), holds them idle for hold,
 // and reads the central's resident memory from metricsURL before and
 // while they are held.
 func Hold(ctx context.Context, addr, metricsURL string, n int, hold time.Duration) (*HoldReport, error) {
+	return HoldWith(ctx, addr, metricsURL, n, hold, HoldOptions{})
+}
+
+// HoldWith is Hold with options.
+func HoldWith(ctx context.Context, addr, metricsURL string, n int, hold time.Duration, o HoldOptions) (*HoldReport, error) {
 	rep := &HoldReport{Connections: n}
 	var err error
 	if rep.RSSBefore, err = ScrapeGauge(ctx, metricsURL, "process_resident_memory_bytes"); err != nil {
@@ -46,7 +69,7 @@ func Hold(ctx context.Context, addr, metricsURL string, n int, hold time.Duratio
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			conns[i], errs[i] = announce(ctx, addr, i+1)
+			conns[i], errs[i] = announce(ctx, addr, i+1, o)
 		})
 	}
 	wg.Wait()
@@ -82,14 +105,29 @@ func Hold(ctx context.Context, addr, metricsURL string, n int, hold time.Duratio
 	return rep, nil
 }
 
-func announce(ctx context.Context, addr string, id int) (net.Conn, error) {
+func announce(ctx context.Context, addr string, id int, o HoldOptions) (net.Conn, error) {
 	d := net.Dialer{Timeout: 30 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", addr)
+	var c net.Conn
+	var err error
+	if o.TLSDir != "" {
+		var tc *tls.Config
+		tc, err = tlsconf.ClientConfig(filepath.Join(o.TLSDir, certs.AgencyFile(id)), filepath.Join(o.TLSDir, certs.AgencyKeyFile(id)),
+			filepath.Join(o.TLSDir, "ca.pem"), "")
+		if err != nil {
+			return nil, err
+		}
+		td := tls.Dialer{NetDialer: &d, Config: tc}
+		c, err = td.DialContext(ctx, "tcp", addr)
+	} else {
+		c, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}
-	payload := strconv.Itoa(id) + ";0\n"
-	frame := wire.AppendFrame(nil, []byte(payload))
+	frame := wire.AppendFrame(nil, []byte(strconv.Itoa(id)+";0\n"))
+	if o.FullBatch {
+		frame = buildFrames(Config{Batch: 1000, Seed: o.Seed}, id)[0].bytes
+	}
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	if err := wire.WriteFull(c, frame); err != nil {
 		c.Close()

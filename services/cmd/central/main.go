@@ -114,9 +114,13 @@ func serve(ctx context.Context, cfg *central.ProgramConfig, log *slog.Logger) (e
 		}()
 	}
 
+	if nostore {
+		log.Warn("MEASUREMENT BUILD (-tags loteria_nostore): batches are acknowledged WITHOUT BEING STORED; never use this binary for real bets")
+	}
 	st, err := store.Open(cfg.StorePath, store.Options{
 		Logger:     log.With("component", "store"),
 		Registerer: reg,
+		Discard:    nostore,
 	})
 	if err != nil {
 		return err

@@ -77,6 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	centralLog := fs.String("central-log-level", "", "log the in-process central at this level to stderr (default: silent)")
 	hold := fs.Duration("hold", 0, "connections-only mode: open --agencies connections, hold them idle this long, report the central's memory per connection")
 	centralMetrics := fs.String("central-metrics", "", "the target central's /metrics URL (for --hold)")
+	holdFull := fs.Bool("hold-full-batch", false, "with --hold: each connection sends one full 8 KiB batch before it idles (memory after real traffic); --tls-dir connects over mutual TLS")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (load tool and in-process central) to this file")
 	if err := usage.Parse(fs, program, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -92,7 +93,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "loadtest: --hold needs --addr of a central running as its own process (its memory is what is measured)")
 			return 2
 		}
-		rep, err := loadtest.Hold(ctx, cfg.Addr, *centralMetrics, cfg.Agencies, *hold)
+		rep, err := loadtest.HoldWith(ctx, cfg.Addr, *centralMetrics, cfg.Agencies, *hold,
+			loadtest.HoldOptions{FullBatch: *holdFull, TLSDir: cfg.TLSDir, Seed: cfg.Seed})
 		if err != nil {
 			fmt.Fprintln(stderr, "loadtest:", err)
 			return 1
