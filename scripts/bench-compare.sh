@@ -28,7 +28,7 @@ PROG=bench-compare
 RUNS=${1:-15}
 DATA_DIR=${DATA_DIR:-../shared/datasets/tp0}
 [ -n "${CONFIGS:-}" ] || fail "set CONFIGS (see the comment at the top of $0)"
-want=$(cat "$DATA_DIR"/agency-{1..5}.csv | grep -c .)
+want=$(cat "$DATA_DIR"/agency-{1..5}.csv | grep -c . || true)
 work=$(mktemp -d "${TMPDIR:-/tmp}/loteria-compare.XXXXXX")
 OUT=${OUT:-$work/runs.tsv}
 central_pid=

@@ -65,7 +65,7 @@ func buildFrames(cfg Config, agencyID int) []frame {
 
 // runPrebuilt is one agency of the prebuilt mode: a raw connection that
 // writes prebuilt frames (a window of cfg.InFlight unacknowledged) until
-// it has sent cfg.Bets bets or the deadline passed, then END, then reads
+// it has sent cfg.Bets bets (a timed run: until the deadline), then END, then reads
 // its winners. It costs the load side next to nothing per batch, so the
 // run measures the central. It fills r and src (the oracle of what it
 // sent) and calls onAck for each ack.
@@ -109,9 +109,13 @@ func runPrebuilt(ctx context.Context, cfg Config, addr string, r *agencyRun, src
 		acked <- nil
 	}()
 	n := 0
+	limit := cfg.Bets
+	if cfg.Duration > 0 {
+		limit = 0 // a timed run sends until the deadline
+	}
 	var sendErr error
 	for i := 0; ; i++ {
-		if cfg.Bets > 0 && n >= cfg.Bets {
+		if limit > 0 && n >= limit {
 			break
 		}
 		if !deadline.IsZero() && time.Now().After(deadline) {

@@ -84,22 +84,28 @@ func ValidateName[T ~string | ~[]byte](what string, s T) error {
 	if len(s) > MaxNameBytes {
 		return fieldErr(what, "is %d bytes, at most %d", len(s), MaxNameBytes)
 	}
-	// Fast path: most names are plain ASCII letters and spaces; one table
-	// lookup a byte finds the first one that needs a closer look.
-	i := 0
-	for i < len(s) && nameByte[s[i]] == nameOK {
-		i++
-	}
-	for i < len(s) {
+	// One table lookup a byte skips what is plainly fine (printable ASCII
+	// other than the separators); only the rest is looked at closely, and
+	// the scan resumes after each multi-byte character.
+	for i := 0; i < len(s); {
 		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == ';' || c == ',':
-				return fieldErr(what, "contains '%c' (byte %d)", c, i+1)
-			case c < 0x20 || c == 0x7f:
-				return fieldErr(what, "contains control character %U (byte %d)", c, i+1)
-			}
+		switch nameByte[c] {
+		case nameOK:
 			i++
+			continue
+		case nameRefused:
+			if c == ';' || c == ',' {
+				return fieldErr(what, "contains '%c' (byte %d)", c, i+1)
+			}
+			return fieldErr(what, "contains control character %U (byte %d)", c, i+1)
+		}
+		// Two-byte characters (the accented Latin letters of most names)
+		// are decoded here; C1 controls are U+0080..U+009F, i.e. C2 80..9F.
+		if c >= 0xc2 && c <= 0xdf && i+1 < len(s) && s[i+1]&0xc0 == 0x80 {
+			if c == 0xc2 && s[i+1] <= 0x9f {
+				return fieldErr(what, "contains control character %U (byte %d)", rune(s[i+1]), i+1)
+			}
+			i += 2
 			continue
 		}
 		// The conversion of at most 4 bytes is not kept, so it does not

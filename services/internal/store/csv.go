@@ -44,8 +44,26 @@ var quoted = func() (t [256]bool) {
 	return t
 }()
 
+// SWAR constants: a byte of x equal to c makes hasByte(x, c) non-zero.
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+func hasZero(v uint64) uint64 { return (v - lsb) &^ v & msb }
+
+// needsQuotes reports whether f holds ',', '"', CR or LF: eight bytes at
+// a time (a field is a few words), the tail a byte at a time.
 func needsQuotes[T ~string | ~[]byte](f T) bool {
-	for i := 0; i < len(f); i++ {
+	i := 0
+	for ; i+8 <= len(f); i += 8 {
+		x := uint64(f[i]) | uint64(f[i+1])<<8 | uint64(f[i+2])<<16 | uint64(f[i+3])<<24 |
+			uint64(f[i+4])<<32 | uint64(f[i+5])<<40 | uint64(f[i+6])<<48 | uint64(f[i+7])<<56
+		if hasZero(x^(lsb*',')) | hasZero(x^(lsb*'"')) | hasZero(x^(lsb*'\r')) | hasZero(x^(lsb*'\n')) != 0 {
+			return true
+		}
+	}
+	for ; i < len(f); i++ {
 		if quoted[f[i]] {
 			return true
 		}

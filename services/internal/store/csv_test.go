@@ -216,3 +216,29 @@ func BenchmarkScanRows(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*rows)/b.Elapsed().Seconds(), "rows/s")
 }
+
+// TestNeedsQuotesAgainstContainsAny: the word-at-a-time scan agrees with
+// strings.ContainsAny for every length up to 40 and every position of
+// every special byte (and of bytes next to them in value).
+func TestNeedsQuotesAgainstContainsAny(t *testing.T) {
+	for n := 0; n <= 40; n++ {
+		base := []byte(strings.Repeat("a", n))
+		check := func(b []byte) {
+			want := strings.ContainsAny(string(b), ",\"\r\n")
+			if got := needsQuotes(b); got != want {
+				t.Fatalf("needsQuotes(%q) = %v, want %v", b, got, want)
+			}
+			if got := needsQuotes(string(b)); got != want {
+				t.Fatalf("needsQuotes(string %q) = %v, want %v", b, got, want)
+			}
+		}
+		check(base)
+		for i := 0; i < n; i++ {
+			for _, c := range []byte{',', '"', '\r', '\n', '+', '-', '!', '#', '\t', '\v', 0x80, 0xac, 0xff, 0} {
+				b := append([]byte(nil), base...)
+				b[i] = c
+				check(b)
+			}
+		}
+	}
+}
