@@ -9,12 +9,14 @@
 #   CONFIGS="base:/tmp/base/bin:central:10:64:loteria:plain,new:bin:central:10:64:loteria:plain" \
 #     scripts/bench-compare.sh 15
 #
-# CONFIGS is a comma-separated list of label:bindir:central:maxAmount:inFlight:protocol:transport
+# CONFIGS is a comma-separated list of label:bindir:central:maxAmount:inFlight:protocol:transport[:env]
 #   bindir     holds the central (named by the next field) and agency to run
 #   central    the central binary's name in bindir (e.g. central, or a
 #              measurement-only build such as central-nofsync)
 #   protocol   loteria or seed (seed with in-flight 1 stands in for the seed's client)
 #   transport  plain, or tls (mutual TLS; certificates made once with bin/certs)
+#   env        optional VAR=value settings (space-separated) for the central and every agency,
+#              e.g. "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 OTEL_TRACES_SAMPLER_ARG=0.1"
 # DATA_DIR (default ../shared/datasets/tp0), OUT (the TSV; default a temporary file).
 set -euo pipefail
 for v in DATA_DIR OUT; do
@@ -62,9 +64,10 @@ for cfg in "${cfgs[@]}"; do
   fi
 done
 
-one_run() { # label bin central batch inflight proto transport → seconds
+one_run() { # label bin central batch inflight proto transport extra-env → seconds
   local label=$1 bin=$2 cbin=$3 batch=$4 inflight=$5 proto=$6 transport=$7 store start end i
-  local -a cenv aenv
+  local -a cenv aenv extra
+  read -ra extra <<<"${8:-}"
   store="$work/store/bets.csv"
   rm -rf "$work/store"
   mkdir -p "$work/store"
@@ -73,7 +76,7 @@ one_run() { # label bin central batch inflight proto transport → seconds
     cenv=(SERVER_HOST=127.0.0.1 SERVER_PORT=off TLS_PORT="$port" TLS_CERT="$work/certs/central.pem" TLS_KEY="$work/certs/central-key.pem"
       TLS_CA="$work/certs/ca.pem" CLIENT_COUNT=5 STORE_PATH="$store" METRICS_ADDR="127.0.0.1:$mport" LOGGING_LEVEL=WARN)
   fi
-  env "${cenv[@]}" "$bin/$cbin" 2>>"$work/central.log" &
+  env "${cenv[@]}" "${extra[@]}" "$bin/$cbin" 2>>"$work/central.log" &
   central_pid=$!
   until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
     kill -0 "$central_pid" 2>/dev/null || { tail -n 5 "$work/central.log" >&2; fail "$label: the central exited at start"; }
@@ -85,7 +88,7 @@ one_run() { # label bin central batch inflight proto transport → seconds
     aenv=("CLI_ID=$i" CLI_SERVER_ADDRESS="127.0.0.1:$port" CLI_DATA_PATH="$DATA_DIR/agency-$i.csv" CLI_BATCH_MAXAMOUNT="$batch"
       CLI_BATCH_INFLIGHT="$inflight" CLI_PROTOCOL="$proto" CLI_LOG_LEVEL=ERROR METRICS_ADDR=off)
     [ "$transport" = tls ] && aenv+=(CLI_TLS_CERT="$work/certs/agency-$i.pem" CLI_TLS_KEY="$work/certs/agency-$i-key.pem" CLI_TLS_CA="$work/certs/ca.pem")
-    env "${aenv[@]}" "$bin/agency" >/dev/null 2>>"$work/agency.log" &
+    env "${aenv[@]}" "${extra[@]}" "$bin/agency" >/dev/null 2>>"$work/agency.log" &
     agency_pids+=($!)
   done
   for i in 1 2 3 4 5; do
@@ -104,8 +107,8 @@ one_run() { # label bin central batch inflight proto transport → seconds
 say "$(date -u +%FT%TZ) $RUNS runs of ${#cfgs[@]} configurations, interleaved; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$RUNS"); do
   for cfg in "${cfgs[@]}"; do
-    IFS=: read -r label bin cbin batch inflight proto transport <<<"$cfg"
-    t=$(one_run "$label" "$bin" "$cbin" "$batch" "$inflight" "$proto" "$transport")
+    IFS=: read -r label bin cbin batch inflight proto transport extra <<<"$cfg"
+    t=$(one_run "$label" "$bin" "$cbin" "$batch" "$inflight" "$proto" "$transport" "$extra")
     printf '%s\t%s\t%s\n' "$r" "$label" "$t" >>"$OUT"
   done
 done

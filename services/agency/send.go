@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -22,12 +23,59 @@ const traceparentTemplate = "00-00000000000000000000000000000000-000000000000000
 
 // inflight is a batch written and not yet acknowledged.
 type inflight struct {
-	due  time.Time // when it was due (written, or scheduled by the pacer)
-	from int64     // stream index of its first bet
-	bets int
-	seq  uint64
-	ctx  context.Context
-	span trace.Span
+	due   time.Time // when it was due (written, or scheduled by the pacer)
+	from  int64     // stream index of its first bet
+	bets  int
+	bytes int
+	seq   uint64
+	ctx   context.Context
+	span  trace.Span
+}
+
+// maxInFlightBytes bounds the bytes of a connection's unacknowledged
+// batches, beside the InFlight count: small batches pipeline deeply (256
+// of 10 bets keep several group commits busy), full 8 KiB frames do not
+// pile a megabyte into one commit ahead of the rest (measured: 256 full
+// frames in flight made the official run slower than 64).
+const maxInFlightBytes = 512 << 10
+
+// byteWindow counts the bytes in flight; Acquire waits while a batch would
+// take them past the bound (one batch always goes).
+type byteWindow struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	used int
+	done bool
+}
+
+func newByteWindow() *byteWindow {
+	w := &byteWindow{}
+	w.cond = sync.NewCond(&w.mu)
+	return w
+}
+
+func (w *byteWindow) acquire(n int) {
+	w.mu.Lock()
+	for w.used > 0 && w.used+n > maxInFlightBytes && !w.done {
+		w.cond.Wait()
+	}
+	w.used += n
+	w.mu.Unlock()
+}
+
+func (w *byteWindow) release(n int) {
+	w.mu.Lock()
+	w.used -= n
+	w.mu.Unlock()
+	w.cond.Signal()
+}
+
+// stop wakes a waiting acquire for good (the reader has stopped).
+func (w *byteWindow) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
+	w.cond.Broadcast()
 }
 
 func (p inflight) end() int64 { return p.from + int64(p.bets) }
@@ -48,10 +96,14 @@ func (r *run) sendRange(ctx context.Context, cn *conn, round int, from int64) er
 	// ack is read. A reader goroutine takes acks as they come, so their
 	// latency is measured when they arrive, whatever the sender is doing.
 	window := make(chan inflight, c.opts.InFlight)
+	bytes := newByteWindow()
 	readerDone := make(chan error, 1)
-	go func() { readerDone <- r.readAcks(cn, window) }()
+	go func() {
+		defer bytes.stop()
+		readerDone <- r.readAcks(cn, window, bytes)
+	}()
 
-	sendErr := r.writeBatches(ctx, cn, src, round, from, window)
+	sendErr := r.writeBatches(ctx, cn, src, round, from, window, bytes)
 	close(window)
 	ackErr := <-readerDone
 	if sendErr != nil || ackErr != nil {
@@ -67,7 +119,7 @@ func (r *run) sendRange(ctx context.Context, cn *conn, round int, from int64) er
 
 // writeBatches packs and writes the bets of src (which starts at stream
 // index from), entering each batch into the window first.
-func (r *run) writeBatches(ctx context.Context, cn *conn, src Source, round int, from int64, window chan<- inflight) error {
+func (r *run) writeBatches(ctx context.Context, cn *conn, src Source, round int, from int64, window chan<- inflight, bytes *byteWindow) error {
 	c := r.c
 	ext := c.opts.Protocol == ProtocolLoteria
 	pk := &packer{agency: c.opts.Agency, maxBets: c.opts.MaxBets, maxFrame: wire.MaxAgencyFrame, src: src, index: from}
@@ -122,7 +174,8 @@ func (r *run) writeBatches(ctx context.Context, cn *conn, src Source, round int,
 		}
 		pk.assemble(&b, hdr)
 		span.SetAttributes(attribute.Int("loteria.batch.bytes", len(b.frame)))
-		p := inflight{due: due, from: idx, bets: n, seq: seq, ctx: bctx, span: span}
+		p := inflight{due: due, from: idx, bets: n, bytes: len(b.frame), seq: seq, ctx: bctx, span: span}
+		bytes.acquire(p.bytes)
 		select {
 		case window <- p:
 		case <-ctx.Done():
@@ -177,18 +230,20 @@ func (r *run) due(ctx context.Context, from int64) (time.Time, error) {
 // readAcks reads one ack per batch entering the window, in order, until
 // the window closes and is drained. On the first failure it closes the
 // connection (stopping the sender) and ends the remaining batches' spans.
-func (r *run) readAcks(cn *conn, window <-chan inflight) error {
+func (r *run) readAcks(cn *conn, window <-chan inflight, bytes *byteWindow) error {
 	c := r.c
 	ext := c.opts.Protocol == ProtocolLoteria
 	var ackBuf []byte
 	var failed error
 	for p := range window {
 		if failed != nil {
+			bytes.release(p.bytes)
 			endBatch(p, errors.New("not acknowledged"))
 			continue
 		}
 		cn.SetReadDeadline(time.Now().Add(c.opts.Timeout))
 		payload, err := wire.ReadFrame(cn.br, ackBuf[:0], 64<<10)
+		bytes.release(p.bytes)
 		if err != nil {
 			failed = endBatch(p, c.ioFail("read ack of batch "+strconv.FormatUint(p.seq, 10), err))
 			cn.Close()

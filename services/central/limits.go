@@ -26,7 +26,7 @@ const (
 	DefaultShutdownTimeout = 10 * time.Second
 	// DefaultMaxPipeline bounds one connection's batches between read and
 	// ack.
-	DefaultMaxPipeline = 64
+	DefaultMaxPipeline = 256
 	// DefaultInflightBytes bounds, across all connections, the bytes held
 	// for batches between their header being read and their ack written
 	// (payload buffers, then encoded rows).
