@@ -59,7 +59,7 @@ func needsQuotes[T ~string | ~[]byte](f T) bool {
 	for ; i+8 <= len(f); i += 8 {
 		x := uint64(f[i]) | uint64(f[i+1])<<8 | uint64(f[i+2])<<16 | uint64(f[i+3])<<24 |
 			uint64(f[i+4])<<32 | uint64(f[i+5])<<40 | uint64(f[i+6])<<48 | uint64(f[i+7])<<56
-		if hasZero(x^(lsb*',')) | hasZero(x^(lsb*'"')) | hasZero(x^(lsb*'\r')) | hasZero(x^(lsb*'\n')) != 0 {
+		if hasZero(x^(lsb*','))|hasZero(x^(lsb*'"'))|hasZero(x^(lsb*'\r'))|hasZero(x^(lsb*'\n')) != 0 {
 			return true
 		}
 	}
