@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/loteria/loteria/services/internal/betfile"
 	"github.com/loteria/loteria/services/internal/datagen"
@@ -66,17 +65,9 @@ type FileStream struct {
 // OpenFileStream reads the bets file at path once, to count its bets and
 // hash it, and returns the stream of agency over it.
 func OpenFileStream(path string, agency int) (*FileStream, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open bets file: %w", err)
-	}
-	defer f.Close()
 	h := sha256.New()
 	h.Write([]byte(fpTagFile))
-	if _, err := io.Copy(h, f); err != nil {
-		return nil, fmt.Errorf("read bets file %s: %w", path, err)
-	}
-	n, err := betfile.CountLines(path)
+	n, err := betfile.CountLinesTee(path, h) // one pass: count and hash
 	if err != nil {
 		return nil, err
 	}

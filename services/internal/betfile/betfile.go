@@ -110,12 +110,22 @@ func (f *File) Close() error { return f.f.Close() }
 // CountLines counts the non-blank lines of the file at path without parsing
 // them, so progress can be shown against a total.
 func CountLines(path string) (int, error) {
+	return CountLinesTee(path, nil)
+}
+
+// CountLinesTee is CountLines that also writes every byte of the file to
+// w (a hash, say), so one pass over the file does both.
+func CountLinesTee(path string, w io.Writer) (int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, fmt.Errorf("open bets file: %w", err)
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 64<<10)
+	var r io.Reader = f
+	if w != nil {
+		r = io.TeeReader(f, w)
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
 	n := 0
 	for {
 		raw, err := br.ReadSlice('\n')
