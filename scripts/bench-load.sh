@@ -40,21 +40,23 @@ pick_port METRICS_PORT 27999 "" "$port"
 mport=$REPLY
 
 IFS=, read -ra cfgs <<<"$CONFIGS"
+read -ra central_env <<<"${CENTRAL_ENV:-}"    # VAR=value words for every central
+read -ra loadtest_flags <<<"$LOADTEST_FLAGS"
 say "$(date -u +%FT%TZ) $RUNS runs of ${#cfgs[@]} configurations, $AGENCIES agencies for $DURATION, interleaved; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$RUNS"); do
   for cfg in "${cfgs[@]}"; do
     IFS=: read -r label bin cbin lbin extra <<<"$cfg"
     rm -rf "$work/store" && mkdir -p "$work/store"
     env SERVER_HOST=127.0.0.1 SERVER_PORT="$port" CLIENT_COUNT="$AGENCIES" STORE_PATH="$work/store/bets.csv" \
-      METRICS_ADDR="127.0.0.1:$mport" LOGGING_LEVEL=WARN ${CENTRAL_ENV:-} "$bin/$cbin" 2>>"$work/central.log" &
+      METRICS_ADDR="127.0.0.1:$mport" LOGGING_LEVEL=WARN "${central_env[@]}" "$bin/$cbin" 2>>"$work/central.log" &
     central_pid=$!
     until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
       kill -0 "$central_pid" 2>/dev/null || { tail -n 5 "$work/central.log" >&2; fail "$label: the central exited at start"; }
       sleep 0.01
     done
-    # shellcheck disable=SC2086 # the flags are words
     case $lbin in /*) ;; *) lbin=$bin/$lbin ;; esac
-    out=$("$lbin" --agencies "$AGENCIES" --duration "$DURATION" --addr "127.0.0.1:$port" --quiet $LOADTEST_FLAGS $extra 2>&1) || true
+    read -ra extra_flags <<<"$extra"
+    out=$("$lbin" --agencies "$AGENCIES" --duration "$DURATION" --addr "127.0.0.1:$port" --quiet "${loadtest_flags[@]}" "${extra_flags[@]}" 2>&1) || true
     stop_pid "$central_pid" 15
     central_pid=
     tput=$(awk '/^Throughput/ { print $2 }' <<<"$out")
