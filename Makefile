@@ -106,17 +106,17 @@ fuzz: ## each fuzz target for FUZZTIME (200000x: executions, not seconds)
 # Each long step of make test says what it is doing and how long it takes
 # before it starts. Cold and warm figures: see the README.
 test: ## everything CI runs: lint, race tests (real Prometheus 3, Alertmanager and Jaeger), fuzzing; then the skipped tests
-	@printf '\n--- make test: %s\n' 'lint: gofmt, go vet, dashboards JSON, shellcheck (go vet compiles every package: ~5 min on a cold cache, seconds when warm)'
+	@printf '\n--- make test: %s\n' 'lint: gofmt, go vet, dashboards JSON, shellcheck (go vet compiles every package: ~2 min on a cold cache, seconds when warm)'
 	@$(MAKE) -s lint
 	@if $(MAKE) -s -q tools 2>/dev/null; then \
 	  printf '\n--- make test: %s\n' 'tools: bin/ holds Jaeger, Prometheus 3, Alertmanager and gotestsum, up to date'; \
 	 else \
-	  printf '\n--- make test: %s\n' 'tools: building the test backends into bin/ from their own modules: Jaeger v2, Prometheus 3, Alertmanager, gotestsum (~25-30 min on a cold machine; seconds when cached in bin/)'; \
+	  printf '\n--- make test: %s\n' 'tools: building the test backends into bin/ from their own modules: Jaeger v2, Prometheus 3, Alertmanager, gotestsum (~10 min on a cold machine; seconds when cached in bin/)'; \
 	 fi
 	@$(MAKE) -s tools
-	@printf '\n--- make test: %s\n' 'race tests: go test -race ./... with real TCP, processes, Prometheus, Alertmanager and Jaeger (5-10 min; the skipped tests are listed at the end)'
+	@printf '\n--- make test: %s\n' 'race tests: go test -race ./... with real TCP, processes, Prometheus, Alertmanager and Jaeger (~7 min; the skipped tests are listed at the end)'
 	@$(TEST_BACKENDS) $(GOTESTSUM) -race -count=1 ./...
-	@printf '\n--- make test: %s\n' 'fuzzing: every fuzz target for $(FUZZTIME) executions (1-2 min)'
+	@printf '\n--- make test: %s\n' 'fuzzing: every fuzz target for $(FUZZTIME) executions (~2.5 min)'
 	@$(MAKE) -s fuzz
 
 bench: ## Go benchmarks of the hot paths (several minutes; docs/BENCHMARKS.md has the figures)

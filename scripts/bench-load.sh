@@ -5,8 +5,9 @@
 #   CONFIGS="base:/tmp/base/bin:central:loadtest:,new:bin:central:loadtest:--prebuilt" \
 #     AGENCIES=1000 DURATION=10s scripts/bench-load.sh 3
 #
-# CONFIGS is a comma-separated list of label:bindir:central:loadtest:extra-loadtest-flags
-# (flags separated by spaces inside the field). Each run gets a fresh store; the central is
+# CONFIGS is a comma-separated list of label:bindir:central:loadtest:extra-loadtest-flags[:env]
+# (flags separated by spaces inside the field; env, the rest of the entry, colons included, is
+# VAR=value words for that configuration's central, after CENTRAL_ENV). Each run gets a fresh store; the central is
 # stopped by pid. LOADTEST_FLAGS go to every run (e.g. "--batch 1000 --in-flight 4" — the
 # default — or "--rate 900000 --warmup 2s"). Prints each run's throughput and ack latency line
 # and the median throughput per configuration, with the load average before and after.
@@ -45,10 +46,11 @@ read -ra loadtest_flags <<<"$LOADTEST_FLAGS"
 say "$(date -u +%FT%TZ) $RUNS runs of ${#cfgs[@]} configurations, $AGENCIES agencies for $DURATION, interleaved; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$RUNS"); do
   for cfg in "${cfgs[@]}"; do
-    IFS=: read -r label bin cbin lbin extra <<<"$cfg"
+    IFS=: read -r label bin cbin lbin extra cfg_env <<<"$cfg"
+    read -ra cfg_env_words <<<"${cfg_env:-}"
     rm -rf "$work/store" && mkdir -p "$work/store"
     env SERVER_HOST=127.0.0.1 SERVER_PORT="$port" CLIENT_COUNT="$AGENCIES" STORE_PATH="$work/store/bets.csv" \
-      METRICS_ADDR="127.0.0.1:$mport" LOGGING_LEVEL=WARN "${central_env[@]}" "$bin/$cbin" 2>>"$work/central.log" &
+      METRICS_ADDR="127.0.0.1:$mport" LOGGING_LEVEL=WARN "${central_env[@]}" "${cfg_env_words[@]}" "$bin/$cbin" 2>>"$work/central.log" &
     central_pid=$!
     until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
       kill -0 "$central_pid" 2>/dev/null || { tail -n 5 "$work/central.log" >&2; fail "$label: the central exited at start"; }
