@@ -3,8 +3,9 @@
 # exit, as scripts/bench-official.sh) for several configurations, possibly
 # of different builds, INTERLEAVED run by run so that a machine's mood hits
 # every configuration alike. For before/after tables and side-by-side
-# figures; prints min / median / max per configuration, the load average
-# before and after, and keeps every run's time in a TSV.
+# figures; prints min / median / max per configuration (and the central's
+# median CPU seconds), the load average before and after, and keeps every
+# run's time and central CPU in a TSV.
 #
 #   CONFIGS="base:/tmp/base/bin:central:10:64:loteria:plain,new:bin:central:10:64:loteria:plain" \
 #     scripts/bench-compare.sh 15
@@ -64,8 +65,8 @@ for cfg in "${cfgs[@]}"; do
   fi
 done
 
-one_run() { # label bin central batch inflight proto transport extra-env → seconds
-  local label=$1 bin=$2 cbin=$3 batch=$4 inflight=$5 proto=$6 transport=$7 store start end i
+one_run() { # label bin central batch inflight proto transport extra-env → seconds, tab, the central's CPU seconds
+  local label=$1 bin=$2 cbin=$3 batch=$4 inflight=$5 proto=$6 transport=$7 store start end i cpu
   local -a cenv aenv extra
   read -ra extra <<<"${8:-}"
   store="$work/store/bets.csv"
@@ -96,12 +97,14 @@ one_run() { # label bin central batch inflight proto transport extra-env → sec
   done
   end=$(date +%s%N)
   agency_pids=()
+  # the central's CPU seconds (user + system) over the run, read before it stops
+  cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$central_pid/stat" 2>/dev/null || echo 0)
   stop_pid "$central_pid" 15
   central_pid=
   case $cbin in *nostore*) ;; *)
     [ "$(wc -l <"$store")" -eq "$want" ] || fail "$label: the store does not hold the $want bets of the files" ;;
   esac
-  awk -v s="$start" -v e="$end" 'BEGIN { printf "%.4f\n", (e - s) / 1e9 }'
+  awk -v s="$start" -v e="$end" -v c="$cpu" 'BEGIN { printf "%.4f\t%s\n", (e - s) / 1e9, c }'
 }
 
 say "$(date -u +%FT%TZ) $RUNS runs of ${#cfgs[@]} configurations, interleaved; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -115,6 +118,7 @@ done
 say "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 for cfg in "${cfgs[@]}"; do
   IFS=: read -r label _ <<<"$cfg"
-  awk -F'\t' -v l="$label" '$2 == l { print $3 }' "$OUT" | sort -n | awk -v l="$label" '{ a[NR] = $1 } END {
-    printf "%-28s min %.3f s  median %.3f s  max %.3f s  (%d runs)\n", l, a[1], (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2), a[NR], NR }'
+  cpu=$(awk -F'\t' -v l="$label" '$2 == l { print $4 }' "$OUT" | sort -n | awk '{ a[NR] = $1 } END { printf "%.2f", (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }')
+  awk -F'\t' -v l="$label" '$2 == l { print $3 }' "$OUT" | sort -n | awk -v l="$label" -v c="$cpu" '{ a[NR] = $1 } END {
+    printf "%-28s min %.3f s  median %.3f s  max %.3f s  (%d runs)  central CPU median %.2f s\n", l, a[1], (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2), a[NR], NR, c }'
 done

@@ -7,10 +7,11 @@
 #
 # CONFIGS is a comma-separated list of label:bindir:central:loadtest:extra-loadtest-flags[:env]
 # (flags separated by spaces inside the field; env, the rest of the entry, colons included, is
-# VAR=value words for that configuration's central, after CENTRAL_ENV). Each run gets a fresh store; the central is
-# stopped by pid. LOADTEST_FLAGS go to every run (e.g. "--batch 1000 --in-flight 4" — the
-# default — or "--rate 900000 --warmup 2s"). Prints each run's throughput and ack latency line
-# and the median throughput per configuration, with the load average before and after.
+# VAR=value words for that configuration's central, after CENTRAL_ENV). Each run gets a fresh
+# store; the central is stopped by pid. LOADTEST_FLAGS go to every run (e.g. "--batch 1000
+# --in-flight 4" — the default — or "--rate 900000 --warmup 2s"). Prints each run's throughput,
+# the central's CPU seconds and the ack latency line, then the median throughput per
+# configuration, with the load average before and after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROG=bench-load
@@ -59,12 +60,14 @@ for r in $(seq 1 "$RUNS"); do
     case $lbin in /*) ;; *) lbin=$bin/$lbin ;; esac
     read -ra extra_flags <<<"$extra"
     out=$("$lbin" --agencies "$AGENCIES" --duration "$DURATION" --addr "127.0.0.1:$port" --quiet "${loadtest_flags[@]}" "${extra_flags[@]}" 2>&1) || true
+    # the central's CPU seconds (user + system) over the run, read before it stops
+    cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$central_pid/stat" 2>/dev/null || echo 0)
     stop_pid "$central_pid" 15
     central_pid=
     tput=$(awk '/^Throughput/ { print $2 }' <<<"$out")
     lat=$(grep '^Ack latency' <<<"$out" || true)
     failed=$(grep -c 'Check.*FAIL' <<<"$out" || true)
-    printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$label" "${tput:-0}" "$failed" "$lat" | tee -a "$work/runs.tsv"
+    printf '%s\t%s\t%s\t%s\tcpu %ss\t%s\n' "$r" "$label" "${tput:-0}" "$failed" "$cpu" "$lat" | tee -a "$work/runs.tsv"
   done
 done
 say "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -269,7 +269,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				lastAck.Store(int64(time.Since(start)))
 			}
 			if cfg.Prebuilt {
-				src := &source{hash: fnvOffset}
+				src := &source{hash: fnvOffset, limit: pacedBets(cfg, i)}
 				r.src = src
 				var pace func(context.Context, int) (time.Time, error)
 				if cfg.Rate > 0 {
@@ -287,6 +287,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				return
 			}
 			defer src.close()
+			if cfg.Duration > 0 {
+				src.limit = pacedBets(cfg, i)
+			}
 			r.src = src
 			var stream agency.Stream = agency.OneShot(src, src.fingerprint(cfg, id), -1)
 			if cfg.Restarts > 0 {

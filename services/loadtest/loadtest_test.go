@@ -148,6 +148,46 @@ func TestPacerSchedulesFromBetsSent(t *testing.T) {
 	}
 }
 
+// TestPacedTimedRunStopsAtItsDuration: with --rate and --duration, an
+// agency offers only the bets due before the run ends. At 2 bets/s an
+// agency's next batch is due long after a 1 s run; the run must not wait
+// for it (it did: a 3 s run lasted 91 s and sent 13 times the bets due).
+// The bound comes from the flags alone: rate × duration, plus one bet (or
+// one prebuilt frame) per agency for rounding.
+func TestPacedTimedRunStopsAtItsDuration(t *testing.T) {
+	const agencies, rate = 10, 20.0
+	const duration = time.Second
+	for _, prebuilt := range []bool{false, true} {
+		t.Run(map[bool]string{false: "agency", true: "prebuilt"}[prebuilt], func(t *testing.T) {
+			// Before the fix the run waited about 90 s for the second
+			// batches: the context turns that into a failure, not a hang.
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			rep, err := Run(ctx, Config{
+				Agencies: agencies, Duration: duration, Rate: rate, Batch: 1000, InFlight: 4,
+				Prebuilt: prebuilt, StoreDir: t.TempDir(), Timeout: 10 * time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Failed || rep.AgenciesOK != agencies {
+				t.Fatalf("failed=%v, %d of %d agencies ok", rep.Failed, rep.AgenciesOK, agencies)
+			}
+			if prebuilt {
+				// A frame holds many bets' time: each agency sends its first and no other.
+				if rep.BatchesAcked != agencies {
+					t.Errorf("%d batches acked, want one per agency (%d)", rep.BatchesAcked, agencies)
+				}
+				return
+			}
+			if max := int64(rate*duration.Seconds()) + agencies; rep.BetsAcked > max || rep.BetsAcked < agencies {
+				t.Errorf("%d bets acked, want between %d (one per agency) and %d (%g bets/s for %v, plus one per agency)",
+					rep.BetsAcked, agencies, max, rate, duration)
+			}
+		})
+	}
+}
+
 // TestSmoke is the bounded run CI makes: 200 agencies × 2,000 bets against
 // an in-process central, which must pass its own correctness checks.
 func TestSmoke(t *testing.T) {

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"math"
 	"time"
 )
 
@@ -19,9 +20,29 @@ func newPacer(cfg Config, agencyID int) *pacer {
 	perBet := 1e9 * float64(cfg.Agencies) / cfg.Rate
 	// Spread the agencies evenly over one batch's time so they do not fire
 	// in bursts. A full 8 KiB frame holds about 180 realistic bets
-	// whatever --batch allows, so one batch is at most 200 bets' time.
-	phase := time.Duration(perBet * float64(min(cfg.Batch, 200)) * float64(agencyID-1) / float64(cfg.Agencies))
+	// whatever --batch allows, so one batch is at most 200 bets' time. A
+	// timed run spreads them over at most a quarter of its duration, so
+	// that at a low rate per agency every agency still sends during most of
+	// the run.
+	spread := time.Duration(perBet * float64(min(cfg.Batch, 200)))
+	if cfg.Duration > 0 {
+		spread = min(spread, cfg.Duration/4)
+	}
+	phase := time.Duration(float64(spread) * float64(agencyID-1) / float64(cfg.Agencies))
 	return &pacer{phase: phase, perBet: perBet}
+}
+
+// pacedBets is how many bets a paced, timed run offers one agency: those
+// due before --duration ends (at least one). Without it a batch packed
+// just before the deadline would wait for its time long after it: at 2
+// bets/s an agency's full batch is due 90 s after the one before. 0: the
+// run is not both paced and timed.
+func pacedBets(cfg Config, agencyID int) int {
+	if cfg.Rate <= 0 || cfg.Duration <= 0 {
+		return 0
+	}
+	p := newPacer(cfg, agencyID)
+	return max(1, int(math.Ceil(float64(cfg.Duration-p.phase)/p.perBet)))
 }
 
 func (p *pacer) wait(ctx context.Context, sent int) (time.Time, error) {

@@ -111,7 +111,7 @@ func runPrebuilt(ctx context.Context, cfg Config, addr string, r *agencyRun, src
 	n := 0
 	limit := cfg.Bets
 	if cfg.Duration > 0 {
-		limit = 0 // a timed run sends until the deadline
+		limit = src.limit // a timed run sends until the deadline, and paced, only the bets due before it
 	}
 	var sendErr error
 	for i := 0; ; i++ {
