@@ -81,8 +81,14 @@ const (
 	// DefaultLinger keeps a finished agency's /metrics up for 12 scrapes at the stack's 5 s
 	// interval, so Prometheus has its final values.
 	DefaultLinger = 60 * time.Second
-	// DefaultSampling is the share of traces recorded (OTEL_TRACES_SAMPLER_ARG).
-	DefaultSampling = 1.0
+	// DefaultSampling is the share of traces recorded (OTEL_TRACES_SAMPLER_ARG) in a stack
+	// of up to FullySampledAgencies agencies (its own and the load profile's); a larger one
+	// records about SampledAgencies agencies' worth (SampledAgencies/N, two significant
+	// digits): 1,000 agencies traced in full cost a saturated central 16% of its
+	// throughput, at 0.1 nothing measurable (docs/BENCHMARKS.md §7).
+	DefaultSampling      = 1.0
+	FullySampledAgencies = 200
+	SampledAgencies      = 100
 )
 
 // Trace export settings of every loteria process in the stack (OTEL_BSP_*). The SDK's defaults
@@ -254,8 +260,8 @@ type Options struct {
 	// "--hosts", HOSTS appended, when a certificate the stack mounts is missing (default
 	// `go run ./services/cmd/certs`).
 	CertsCommand []string
-	// Sampling is OTEL_TRACES_SAMPLER_ARG of the parent-based trace-id ratio sampler
-	// (default DefaultSampling).
+	// Sampling is OTEL_TRACES_SAMPLER_ARG of the trace-id ratio sampler (default
+	// DefaultSampling, lower for more than FullySampledAgencies agencies).
 	Sampling float64
 }
 
@@ -376,6 +382,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Sampling == 0 {
 		o.Sampling = DefaultSampling
+		if n := o.AdmittedAgencies(); n > FullySampledAgencies {
+			o.Sampling, _ = strconv.ParseFloat(strconv.FormatFloat(float64(SampledAgencies)/float64(n), 'g', 2, 64), 64)
+		}
 	}
 	if o.Sampling < 0 || o.Sampling > 1 {
 		return o, fmt.Errorf("sampling must be in (0, 1], got %g", o.Sampling)

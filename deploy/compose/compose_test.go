@@ -1086,6 +1086,39 @@ func TestPlanDeterministic(t *testing.T) {
 	}
 }
 
+// TestDefaultSamplingBoundsTracedAgencies: the stack records every trace up to
+// FullySampledAgencies agencies (its own and the load profile's) and about 100
+// agencies' worth beyond, unless the user set a ratio.
+func TestDefaultSamplingBoundsTracedAgencies(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	for _, tc := range []struct {
+		name           string
+		agencies, load int
+		noLoad         bool
+		sampling, want float64
+	}{
+		{"the default stack (5 and a 100-agency load profile)", 5, 0, false, 0, 1},
+		{"200 agencies in all", 100, 100, false, 0, 1},
+		{"1,000 load agencies", 5, 1000, false, 0, 0.1},
+		{"300 agencies, no load profile", 300, 0, true, 0, 0.33},
+		{"a ratio the user set", 5, 1000, false, 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p, err := compose.NewPlan(compose.Options{
+				Agencies: tc.agencies, LoadAgencies: tc.load, NoLoad: tc.noLoad, Sampling: tc.sampling,
+				Root: root, Output: filepath.Join(dir, "c.yaml"), GenDir: filepath.Join(dir, "gen"),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Options.Sampling != tc.want {
+				t.Errorf("sampling = %g, want %g", p.Options.Sampling, tc.want)
+			}
+		})
+	}
+}
+
 func TestPlanDataSelection(t *testing.T) {
 	dir := t.TempDir()
 	provided := filepath.Join(dir, "provided")

@@ -31,7 +31,7 @@ func RegisterFlags(fs *flag.FlagSet, o *Options) (certsCmd *string) {
 	fs.DurationVar(&o.LoadDuration, "load-duration", 0, fmt.Sprintf("how long the load profile sends (default %s)", DefaultLoadDuration))
 	fs.BoolVar(&o.NoLoad, "no-load", false, "leave the load profile out")
 	fs.BoolVar(&o.TLS, "tls", false, "agencies reach the central over mutual TLS; writes certificates into <gen-dir>/certs")
-	fs.Float64Var(&o.Sampling, "sampling", 0, fmt.Sprintf("share of traces recorded, (0, 1] (default %g)", DefaultSampling))
+	fs.Float64Var(&o.Sampling, "sampling", 0, fmt.Sprintf("share of traces recorded, (0, 1] (default %g up to %d agencies in all, then %d/N)", DefaultSampling, FullySampledAgencies, SampledAgencies))
 	return fs.String("certs-cmd", "", "command writing the certificates (default: go run ./services/cmd/certs)")
 }
 

@@ -99,6 +99,13 @@ func (c *Config) defaults() error {
 	if c.Batch < 1 {
 		c.Batch = 100
 	}
+	if c.Rate > 0 {
+		// A paced batch holds at most pacedFlush of its agency's bets, as a
+		// real agency sends what it has sold at least that often: at 2 bets/s
+		// a full frame would otherwise carry 90 s of bets, all sent at the
+		// time of the first.
+		c.Batch = min(c.Batch, max(1, int(c.Rate/float64(c.Agencies)*pacedFlush.Seconds())))
+	}
 	if c.InFlight < 1 {
 		c.InFlight = 1
 	}

@@ -152,8 +152,9 @@ func TestPacerSchedulesFromBetsSent(t *testing.T) {
 // agency offers only the bets due before the run ends. At 2 bets/s an
 // agency's next batch is due long after a 1 s run; the run must not wait
 // for it (it did: a 3 s run lasted 91 s and sent 13 times the bets due).
-// The bound comes from the flags alone: rate × duration, plus one bet (or
-// one prebuilt frame) per agency for rounding.
+// The bound comes from the flags alone: rate × duration, plus one bet per
+// agency for rounding; and a batch holds at most one second of an agency's
+// bets (2 here), so there are at least half as many batches as bets.
 func TestPacedTimedRunStopsAtItsDuration(t *testing.T) {
 	const agencies, rate = 10, 20.0
 	const duration = time.Second
@@ -173,16 +174,13 @@ func TestPacedTimedRunStopsAtItsDuration(t *testing.T) {
 			if rep.Failed || rep.AgenciesOK != agencies {
 				t.Fatalf("failed=%v, %d of %d agencies ok", rep.Failed, rep.AgenciesOK, agencies)
 			}
-			if prebuilt {
-				// A frame holds many bets' time: each agency sends its first and no other.
-				if rep.BatchesAcked != agencies {
-					t.Errorf("%d batches acked, want one per agency (%d)", rep.BatchesAcked, agencies)
-				}
-				return
-			}
 			if max := int64(rate*duration.Seconds()) + agencies; rep.BetsAcked > max || rep.BetsAcked < agencies {
 				t.Errorf("%d bets acked, want between %d (one per agency) and %d (%g bets/s for %v, plus one per agency)",
 					rep.BetsAcked, agencies, max, rate, duration)
+			}
+			if perAgencySecond := int64(rate / agencies); rep.BatchesAcked*perAgencySecond < rep.BetsAcked {
+				t.Errorf("%d bets in %d batches: a paced batch holds more than one second (%d bets) of its agency's bets",
+					rep.BetsAcked, rep.BatchesAcked, perAgencySecond)
 			}
 		})
 	}

@@ -6,6 +6,9 @@ import (
 	"time"
 )
 
+// pacedFlush bounds the time a paced batch's bets span (Config.defaults).
+const pacedFlush = time.Second
+
 // pacer schedules one agency's bets at a fixed rate (open model): the
 // batch that starts with the agency's bet number `sent` is due at
 // start + phase + sent/rate, whatever happened to earlier ones, and its

@@ -55,7 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Duration, "duration", 0, "send for this long instead of --bets")
 	fs.IntVar(&cfg.Batch, "batch", 1000, "bets per batch at most (frames never exceed 8 KiB, so large values mean full frames)")
 	fs.IntVar(&cfg.InFlight, "in-flight", 4, "batches in flight per agency")
-	fs.Float64Var(&cfg.Rate, "rate", 0, "total bets/s to offer, open model (0: as fast as acks come)")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "total bets/s to offer, open model; a batch then holds at most one second of its agency's bets (0: as fast as acks come)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory of agency-<i>.csv files (default: generated bets)")
 	fs.StringVar(&cfg.Protocol, "protocol", agency.ProtocolLoteria, "loteria or seed")
 	seed := fs.Uint64("seed", 1, "generator seed")
