@@ -98,7 +98,7 @@ one_run() { # label bin central batch inflight proto transport extra-env → sec
   end=$(date +%s%N)
   agency_pids=()
   # the central's CPU seconds (user + system) over the run, read before it stops
-  cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$central_pid/stat" 2>/dev/null || echo 0)
+  cpu=$(cpu_seconds "$central_pid")
   stop_pid "$central_pid" 15
   central_pid=
   case $cbin in *nostore*) ;; *)

@@ -61,7 +61,7 @@ for r in $(seq 1 "$RUNS"); do
     read -ra extra_flags <<<"$extra"
     out=$("$lbin" --agencies "$AGENCIES" --duration "$DURATION" --addr "127.0.0.1:$port" --quiet "${loadtest_flags[@]}" "${extra_flags[@]}" 2>&1) || true
     # the central's CPU seconds (user + system) over the run, read before it stops
-    cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$central_pid/stat" 2>/dev/null || echo 0)
+    cpu=$(cpu_seconds "$central_pid")
     stop_pid "$central_pid" 15
     central_pid=
     tput=$(awk '/^Throughput/ { print $2 }' <<<"$out")

@@ -147,6 +147,12 @@ report_central() {
   tail -n 15 "$log" | sed 's/^/  | /' >&2
 }
 
+# cpu_seconds prints the CPU seconds (user + system) pid $1 has used so
+# far, from /proc; 0 when it is gone.
+cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
 # stop_pid sends SIGTERM to pid $1 and waits up to $2 seconds for it to
 # exit, then SIGKILL; it reaps it when it is this shell's child and sets
 # STATUS to its exit status (143 or 137 for a signal).
