@@ -87,7 +87,7 @@ func (c *conn) serve(ctx context.Context) {
 		attrs = append(attrs, "err", err)
 	}
 	switch reason {
-	case closeProtocolError, closeWriteError, closeOutcomeUnknown:
+	case closeProtocolError, closeWriteError, closeOutcomeUnknown, closeStoreFailed:
 		s.warn.Warn("conn_"+reason, "connection closed", attrs...)
 	default:
 		log.Debug("connection closed", attrs...)

@@ -64,6 +64,10 @@ type round struct {
 	opened time.Time
 	bets   atomic.Int64 // stored in it so far (for the status and gauge)
 	book   winnerBook
+	// booked: book holds every winning bet of the round (the one-shot
+	// mode's open round). A round recovered closed has no book: its draw
+	// reads the stored bets.
+	booked bool
 
 	mu       sync.Mutex
 	state    int
@@ -133,6 +137,7 @@ func newRounds(s *Server) (*rounds, error) {
 			if err := r.book.load(s.led, r.num); err != nil {
 				return nil, fmt.Errorf("read round %d's stored bets: %w", r.num, err)
 			}
+			r.booked = true
 		}
 		rs.byNum[r.num] = r
 		rs.cur, rs.last = r, r.num
@@ -407,17 +412,22 @@ func (rs *rounds) computeDraw(ctx context.Context, r *round, closed *ledger.Rece
 		return d, nil, err
 	}
 	var winners []ledger.Winner
-	if rs.fixed {
+	switch {
+	case rs.fixed && r.booked:
 		d.Number = lottery.WinningNumber
 		winners = r.book.result()
 		d.Bets = int64(closed.Stored)
-	} else {
-		n, err := rand.Int(rand.Reader, big.NewInt(lottery.MaxNumber+1))
-		if err != nil {
-			return d, nil, fmt.Errorf("draw a number: %w", err)
+	default:
+		d.Number = lottery.WinningNumber
+		if !rs.fixed {
+			n, err := rand.Int(rand.Reader, big.NewInt(lottery.MaxNumber+1))
+			if err != nil {
+				return d, nil, fmt.Errorf("draw a number: %w", err)
+			}
+			d.Number = int(n.Int64())
 		}
-		d.Number = int(n.Int64())
 		var bets int64
+		var err error
 		winners, bets, err = scanWinners(rs.led, r.num, d.Number)
 		if err != nil {
 			return d, nil, err

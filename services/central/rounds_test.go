@@ -10,6 +10,8 @@ import (
 
 	"github.com/loteria/loteria/internal/testenv"
 	"github.com/loteria/loteria/services/central"
+	"github.com/loteria/loteria/services/internal/ledger"
+	"github.com/loteria/loteria/services/internal/store"
 	"github.com/loteria/loteria/services/internal/wire"
 )
 
@@ -180,5 +182,77 @@ func TestRoundsSurviveRestarts(t *testing.T) {
 	}
 	if got := len(testenv.ReadStore(t, store)); got != 3 {
 		t.Errorf("store holds %d bets, want 3: nothing stored after the draw", got)
+	}
+}
+
+// TestDrawOfARoundClosedBeforeARestart: a central stopped after a round
+// closed and before its draw was recorded holds that draw when it starts
+// again, over the round's stored bets, in both modes. The store is
+// written through the store itself, so the round is closed and undrawn
+// for certain; the oracle is the bets file read back.
+func TestDrawOfARoundClosedBeforeARestart(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		rounds int
+	}{
+		{"fixed number", 1},
+		{"random number", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bets.csv")
+			st, err := store.Open(path, store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for a := 1; a <= 2; a++ {
+				const n = 20000
+				b, err := st.Begin(a, 0, n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range n {
+					b.Add(ledger.Bet{FirstName: []byte("Eva"), LastName: []byte("Sosa"),
+						Document: []byte(fmt.Sprint(a*1_000_000 + i)), Birthdate: []byte("1985-06-15"), Number: i % 10000})
+				}
+				wait(t, b.Submit)
+				wait(t, func() (*ledger.Receipt, error) { return st.End(a) })
+			}
+			wait(t, func() (*ledger.Receipt, error) { return st.CloseRound(ledger.CloseBarrier) })
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			h := startCentral(t, central.Config{Agencies: 2, Rounds: tc.rounds}, withStore(path))
+			rows := testenv.ReadStore(t, path)
+			for a := 1; a <= 2; a++ {
+				c := dialRaw(t, h.addr)
+				c.hello(a, "cafe", 1)
+				c.send("END")
+				w := c.winners()
+				var want []string
+				for _, r := range rows {
+					if r.Agency == a && r.Number == fmt.Sprint(w.Number) {
+						want = append(want, r.Document)
+					}
+				}
+				if tc.rounds == 1 && w.Number != 7574 {
+					t.Errorf("agency %d: winning number %d, want 7574 in the one-shot mode", a, w.Number)
+				}
+				if len(want) == 0 || !slices.Equal(w.DNIs, want) {
+					t.Errorf("agency %d: round 1 winners %v (number %d), want its %d bets playing it: %v", a, w.DNIs, w.Number, len(want), want)
+				}
+			}
+		})
+	}
+}
+
+func wait(t *testing.T, op func() (*ledger.Receipt, error)) {
+	t.Helper()
+	rec, err := op()
+	if err == nil {
+		err = rec.Wait()
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }

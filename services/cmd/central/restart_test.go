@@ -46,8 +46,8 @@ func killData(t *testing.T) string {
 // agencyProc is one agency process and what it printed.
 type agencyProc struct {
 	cmd    *exec.Cmd
-	out    strings.Builder
-	stderr strings.Builder
+	out    testenv.Buffer
+	stderr testenv.Buffer
 	done   chan error
 }
 
@@ -208,6 +208,11 @@ func restartsExactlyOnce(t *testing.T, sig syscall.Signal) {
 	defer tick.Stop()
 	for running() > 0 || len(at) > 0 || !drawn {
 		if time.Now().After(deadline) {
+			for i := 1; i <= 5; i++ {
+				if !exited[i] {
+					t.Logf("agency %d still running; its log:\n%s", i, agencies[i].stderr.String())
+				}
+			}
 			t.Fatalf("agencies still running after 2 minutes (%d restarts)", restarts)
 		}
 		if len(at) > 0 && time.Since(began) >= at[0] {
