@@ -609,3 +609,29 @@ func BenchmarkValidateFields(b *testing.B) {
 		}
 	}
 }
+
+// TestValidateNameEveryByteEveryPosition puts every byte value at every
+// position of names of 8 to 24 bytes (so the word-at-a-time scan meets it
+// at each offset of a word) and compares with the oracle of
+// FuzzValidateName, and the error's byte position with the first bad one.
+func TestValidateNameEveryByteEveryPosition(t *testing.T) {
+	for n := 8; n <= 24; n++ {
+		for i := 0; i < n; i++ {
+			for c := 0; c < 256; c++ {
+				b := []byte(strings.Repeat("x", n))
+				b[i] = byte(c)
+				s := string(b)
+				want := utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool {
+					return unicode.IsControl(r) || r == ';' || r == ','
+				})
+				err := ValidateName(FieldFirstName, b)
+				if (err == nil) != want {
+					t.Fatalf("ValidateName(%q) = %v, want ok=%v", s, err, want)
+				}
+				if err != nil && !strings.Contains(err.Error(), fmt.Sprintf("(byte %d)", i+1)) {
+					t.Fatalf("ValidateName(%q) = %v, want it to name byte %d", s, err, i+1)
+				}
+			}
+		}
+	}
+}

@@ -1,12 +1,37 @@
 package store
 
-import "strconv"
+import (
+	"encoding/binary"
+	"math/bits"
+	"strconv"
+)
 
 // AppendRow appends one bet as a row of the seed's bets file:
 // agency,first_name,last_name,document,birthdate,number and a newline, with
 // RFC 4180 quoting where a field needs it (as Python's csv.QUOTE_MINIMAL
 // does), so the seed's own load_bets reads the file back.
+//
+// Almost every row needs no quotes, so the row is written plain first and
+// then checked as a whole, a word at a time: if it holds the five commas
+// that separate its fields and no '"', CR or LF, it is what quoting would
+// have written. Otherwise it is written again field by field.
 func AppendRow[T ~string | ~[]byte](dst []byte, agency int, first, last, document, birthdate T, number int) []byte {
+	start := len(dst)
+	dst = appendInt(dst, agency)
+	dst = append(dst, ',')
+	dst = append(dst, first...)
+	dst = append(dst, ',')
+	dst = append(dst, last...)
+	dst = append(dst, ',')
+	dst = append(dst, document...)
+	dst = append(dst, ',')
+	dst = append(dst, birthdate...)
+	dst = append(dst, ',')
+	dst = appendInt(dst, number)
+	if plainRow(dst[start:], 5) {
+		return append(dst, '\n')
+	}
+	dst = dst[:start]
 	dst = strconv.AppendInt(dst, int64(agency), 10)
 	dst = append(dst, ',')
 	dst = appendField(dst, first)
@@ -19,6 +44,46 @@ func AppendRow[T ~string | ~[]byte](dst []byte, agency int, first, last, documen
 	dst = append(dst, ',')
 	dst = strconv.AppendInt(dst, int64(number), 10)
 	return append(dst, '\n')
+}
+
+// appendInt appends n in decimal: numbers below 10,000 (every agency and
+// bet number the central sees) digit by digit, the rest by strconv.
+func appendInt(dst []byte, n int) []byte {
+	switch {
+	case n < 0 || n >= 10000:
+		return strconv.AppendInt(dst, int64(n), 10)
+	case n < 10:
+		return append(dst, byte('0'+n))
+	case n < 100:
+		return append(dst, byte('0'+n/10), byte('0'+n%10))
+	case n < 1000:
+		return append(dst, byte('0'+n/100), byte('0'+n/10%10), byte('0'+n%10))
+	}
+	return append(dst, byte('0'+n/1000), byte('0'+n/100%10), byte('0'+n/10%10), byte('0'+n%10))
+}
+
+// plainRow reports whether row holds exactly commas commas and no '"', CR
+// or LF, eight bytes at a time (the tail padded with a byte that is none
+// of them).
+func plainRow(row []byte, commas int) bool {
+	n, i := 0, 0
+	for ; i+8 <= len(row); i += 8 {
+		x := binary.LittleEndian.Uint64(row[i:])
+		if zeroBytes(x^(lsb*'"'))|zeroBytes(x^(lsb*'\r'))|zeroBytes(x^(lsb*'\n')) != 0 {
+			return false
+		}
+		n += bits.OnesCount64(zeroBytes(x ^ (lsb * ',')))
+	}
+	if i < len(row) {
+		var w [8]byte
+		copy(w[copy(w[:], row[i:]):], "aaaaaaaa")
+		x := binary.LittleEndian.Uint64(w[:])
+		if zeroBytes(x^(lsb*'"'))|zeroBytes(x^(lsb*'\r'))|zeroBytes(x^(lsb*'\n')) != 0 {
+			return false
+		}
+		n += bits.OnesCount64(zeroBytes(x ^ (lsb * ',')))
+	}
+	return n == commas
 }
 
 func appendField[T ~string | ~[]byte](dst []byte, f T) []byte {
@@ -46,11 +111,17 @@ var quoted = func() (t [256]bool) {
 
 // SWAR constants: a byte of x equal to c makes hasByte(x, c) non-zero.
 const (
-	lsb = 0x0101010101010101
-	msb = 0x8080808080808080
+	lsb  = 0x0101010101010101
+	msb  = 0x8080808080808080
+	low7 = 0x7f7f7f7f7f7f7f7f
 )
 
 func hasZero(v uint64) uint64 { return (v - lsb) &^ v & msb }
+
+// zeroBytes has the top bit of exactly the bytes of v that are zero (no
+// borrow crosses from one byte to the next, unlike hasZero), so its bits
+// can be counted.
+func zeroBytes(v uint64) uint64 { return ^((v&low7 + low7) | v | low7) }
 
 // needsQuotes reports whether f holds ',', '"', CR or LF: eight bytes at
 // a time (a field is a few words), the tail a byte at a time.

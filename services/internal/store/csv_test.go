@@ -242,3 +242,75 @@ func TestNeedsQuotesAgainstContainsAny(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainRowAgainstCountAndContainsAny: the word-at-a-time check agrees
+// with strings.Count and strings.ContainsAny for every length up to 40
+// and every position of one or two special bytes.
+func TestPlainRowAgainstCountAndContainsAny(t *testing.T) {
+	specials := []byte{',', '"', '\r', '\n', '-', '+', 0, 0x01, 0x2d, 0x80, 0xac, 0xff, 'a'}
+	for n := 0; n <= 40; n++ {
+		base := []byte(strings.Repeat("x", n))
+		check := func(b []byte) {
+			t.Helper()
+			for commas := 0; commas <= 3; commas++ {
+				want := strings.Count(string(b), ",") == commas && !strings.ContainsAny(string(b), "\"\r\n")
+				if got := plainRow(b, commas); got != want {
+					t.Fatalf("plainRow(%q, %d) = %v, want %v", b, commas, got, want)
+				}
+			}
+		}
+		check(base)
+		for i := 0; i < n; i++ {
+			for _, c := range specials {
+				b := append([]byte(nil), base...)
+				b[i] = c
+				check(b)
+				for j := i + 1; j < n; j++ {
+					b2 := append([]byte(nil), b...)
+					b2[j] = ','
+					check(b2)
+				}
+			}
+		}
+	}
+}
+
+// TestAppendRowAgainstQuoteMinimal: rows of random fields drawn from an
+// alphabet rich in the bytes that need quotes equal what Python's
+// csv.QUOTE_MINIMAL writes (quote a field holding ',', '"', CR or LF, and
+// double its quotes), written here independently.
+func TestAppendRowAgainstQuoteMinimal(t *testing.T) {
+	quote := func(f string) string {
+		if !strings.ContainsAny(f, ",\"\r\n") {
+			return f
+		}
+		return `"` + strings.ReplaceAll(f, `"`, `""`) + `"`
+	}
+	alphabet := []string{"a", "Z", " ", ",", `"`, "\r", "\n", "-", "ñ", "ü", "9", "\x01", "\x2d"}
+	rnd := uint64(1)
+	next := func(n int) int {
+		rnd ^= rnd << 13
+		rnd ^= rnd >> 7
+		rnd ^= rnd << 17
+		return int(rnd % uint64(n))
+	}
+	field := func() string {
+		var b strings.Builder
+		for range next(12) {
+			b.WriteString(alphabet[next(len(alphabet))])
+		}
+		return b.String()
+	}
+	numbers := []int{0, 7, 9, 10, 99, 100, 999, 1000, 7574, 9999, 10000, 123456, -1, -10001}
+	for i := 0; i < 20000; i++ {
+		agency, number := numbers[next(len(numbers))], numbers[next(len(numbers))]
+		f := [4]string{field(), field(), field(), field()}
+		want := strconv.Itoa(agency) + "," + quote(f[0]) + "," + quote(f[1]) + "," + quote(f[2]) + "," + quote(f[3]) + "," + strconv.Itoa(number) + "\n"
+		if got := AppendRow([]byte("x"), agency, f[0], f[1], f[2], f[3], number); string(got) != "x"+want {
+			t.Fatalf("AppendRow(%d, %q, %d) = %q, want %q", agency, f, number, got[1:], want)
+		}
+		if got := AppendRow(nil, agency, []byte(f[0]), []byte(f[1]), []byte(f[2]), []byte(f[3]), number); string(got) != want {
+			t.Fatalf("AppendRow([]byte: %d, %q, %d) = %q, want %q", agency, f, number, got, want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -382,4 +383,51 @@ func FuzzParseBatch(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSplitBetAgainstStringsSplit: the word-at-a-time cut agrees with
+// strings.Split on every line of up to 30 bytes drawn from an alphabet of
+// ';', bytes near it in value and UTF-8, at every alignment.
+func TestSplitBetAgainstStringsSplit(t *testing.T) {
+	alphabet := []string{";", "a", ":", "<", "\xbb", "ñ", "7", "-"}
+	rnd := uint64(7)
+	next := func(n int) int {
+		rnd ^= rnd << 13
+		rnd ^= rnd >> 7
+		rnd ^= rnd << 17
+		return int(rnd % uint64(n))
+	}
+	for i := 0; i < 50000; i++ {
+		var b strings.Builder
+		for b.Len() < next(31) {
+			b.WriteString(alphabet[next(len(alphabet))])
+		}
+		line := b.String()
+		parts := strings.Split(line, ";")
+		var f BetFields
+		err := splitBet([]byte(line), &f)
+		switch {
+		case len(parts) < NumFields:
+			if err == nil || !strings.HasPrefix(err.Error(), strconv.Itoa(len(parts))+" fields") {
+				t.Fatalf("splitBet(%q) = %v, want %d fields", line, err, len(parts))
+			}
+		case len(parts) > NumFields:
+			if err == nil || !strings.HasPrefix(err.Error(), "more than 5 fields") {
+				t.Fatalf("splitBet(%q) = %v, want more than 5 fields", line, err)
+			}
+		case slices.Contains(parts, ""):
+			if err == nil || !strings.HasPrefix(err.Error(), "empty ") {
+				t.Fatalf("splitBet(%q) = %v, want an empty field", line, err)
+			}
+		default:
+			if err != nil {
+				t.Fatalf("splitBet(%q): %v", line, err)
+			}
+			for k := range f {
+				if string(f[k]) != parts[k] {
+					t.Fatalf("splitBet(%q) field %d = %q, want %q", line, k, f[k], parts[k])
+				}
+			}
+		}
+	}
 }
