@@ -158,6 +158,9 @@ type Deps struct {
 	Clock Clock
 	// Rand draws the backoff's jitter (nil: math/rand/v2's random source).
 	Rand Rand
+	// WrapConn, when set, wraps every plaintext connection once it is
+	// dialled (tests watch what is written, and how).
+	WrapConn func(net.Conn) net.Conn
 }
 
 // RoundWinners are one round's winners of the agency.
@@ -320,6 +323,9 @@ func (c *Client) dial(ctx context.Context, connectedBefore bool) (*conn, error) 
 		nc, err = td.DialContext(ctx, "tcp", c.opts.Address)
 	} else {
 		nc, err = d.DialContext(ctx, "tcp", c.opts.Address)
+		if err == nil && c.deps.WrapConn != nil {
+			nc = c.deps.WrapConn(nc)
+		}
 	}
 	if err != nil {
 		err = fmt.Errorf("connect to central %s: %w", c.opts.Address, err)

@@ -25,9 +25,10 @@ type run struct {
 	lastChunk int64 // the run ends after this chunk (-1: never)
 	knownEnd  int64 // with chunkLen -1: where the chunk ended, once seen (-1 until then)
 
-	first    bool  // no WELCOME seen yet
-	acked    int64 // every bet below it the central confirmed (stored or refused) to this run
-	sentHigh int64 // every bet below it was written at least once by this run
+	first    bool   // no WELCOME seen yet
+	acked    int64  // every bet below it the central confirmed (stored or refused) to this run
+	sentHigh int64  // every bet below it was written at least once by this run
+	out      []byte // the sender's coalesced frames, kept from connection to connection
 
 	startRound    int       // the round open when the chunk's first batch went out (0: unknown)
 	endRound      int       // the round of the connection that wrote the chunk's END (0: none yet)
