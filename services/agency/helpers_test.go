@@ -1,7 +1,6 @@
 package agency
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/loteria/loteria/internal/testenv"
 	"github.com/loteria/loteria/services/agency/agencytest"
 	"github.com/loteria/loteria/services/internal/datagen"
 	"github.com/loteria/loteria/services/internal/lottery"
@@ -58,24 +58,6 @@ func (c *fakeClock) Sleeps() []time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]time.Duration(nil), c.sleeps...)
-}
-
-// syncBuffer is a log sink safe for the client's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // genBets is n valid bets of agency 1, about one in twenty winning, from
@@ -139,7 +121,7 @@ type harness struct {
 	reg     *prometheus.Registry
 	m       *Metrics
 	clock   *fakeClock
-	log     *syncBuffer
+	log     *testenv.Buffer
 	mu      sync.Mutex
 	winners []RoundWinners
 }
@@ -154,7 +136,7 @@ func testOptions(addr string) Options {
 
 func newHarness(t *testing.T, opts Options, deps Deps) *harness {
 	t.Helper()
-	h := &harness{reg: prometheus.NewRegistry(), clock: newFakeClock(), log: &syncBuffer{}}
+	h := &harness{reg: prometheus.NewRegistry(), clock: newFakeClock(), log: &testenv.Buffer{}}
 	h.m = NewMetrics(h.reg)
 	deps.Metrics = h.m
 	deps.Logger = slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug}))

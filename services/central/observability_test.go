@@ -2,11 +2,9 @@ package central_test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,29 +13,12 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/loteria/loteria/internal/testenv"
 	"github.com/loteria/loteria/observability"
 	"github.com/loteria/loteria/services/agency"
 	"github.com/loteria/loteria/services/central"
 	"github.com/loteria/loteria/services/internal/lottery"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type sliceSource struct{ bets []lottery.Bet }
 
@@ -59,7 +40,7 @@ func TestTracesLogsAndMetrics(t *testing.T) {
 	centralTP := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(centralSpans))
 	agencySpans := tracetest.NewSpanRecorder()
 	agencyTP := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(agencySpans))
-	var logs syncBuffer
+	var logs testenv.Buffer
 	log, err := observability.NewLogger(&logs, observability.LogOptions{Level: "DEBUG", Format: "json"})
 	if err != nil {
 		t.Fatal(err)

@@ -6,10 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loteria/loteria/internal/testenv"
 )
 
 // ProcessSpec says how to start a program.
@@ -35,8 +36,8 @@ type Process struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 	err    error // Wait's result, read after done
-	stdout syncBuffer
-	stderr syncBuffer
+	stdout testenv.Buffer
+	stderr testenv.Buffer
 }
 
 // LogTail is how much of a process's stdout and stderr a failed test logs.
@@ -159,22 +160,4 @@ func tail(s string, n int) string {
 		s = s[i+1:]
 	}
 	return "[...]\n" + s
-}
-
-// syncBuffer is an io.Writer safe to read while the process writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -6,34 +6,17 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/loteria/loteria/internal/testenv"
 )
-
-// lockedBuffer is a bytes.Buffer the server goroutine writes while the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestServe runs the program on a real port: a notification posted to /alerts is logged and
 // listed, /healthz answers, and the healthcheck subcommand agrees.
 func TestServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr lockedBuffer
+	var stderr testenv.Buffer
 	ready := make(chan string, 1)
 	done := make(chan int, 1)
 	env := map[string]string{"LOG_FORMAT": "json"}

@@ -239,7 +239,7 @@ func TestNoFsyncWarns(t *testing.T) {
 	if !noFsync {
 		t.Skip("only for the nofsync build")
 	}
-	var logs syncBuffer
+	var logs testenv.Buffer
 	s := openT(t, memPath, Options{FS: faultfs.New(), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	closeT(t, s)
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "NEVER SYNCS") {

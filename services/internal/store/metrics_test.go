@@ -1,36 +1,18 @@
 package store
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/loteria/loteria/internal/testenv"
 )
-
-// syncBuffer is a log destination safe for the writer goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestMetrics(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bets.csv")
@@ -42,7 +24,7 @@ func TestMetrics(t *testing.T) {
 	f.Close()
 
 	reg := prometheus.NewPedanticRegistry()
-	var logs syncBuffer
+	var logs testenv.Buffer
 	s = openT(t, path, Options{Registerer: reg, SlowSync: time.Nanosecond,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	for i := range 3 {
