@@ -1,7 +1,11 @@
 package agency
 
 import (
+	"errors"
+	"strings"
+
 	"bytes"
+	"github.com/loteria/loteria/services/internal/lottery"
 	"net"
 	"sync"
 	"testing"
@@ -74,4 +78,44 @@ func TestBatchesAreCoalescedIntoWrites(t *testing.T) {
 	if frames != len(bets)/opts.MaxBets || withBatches != 1 {
 		t.Fatalf("%d batch frames in %d writes, want %d in 1", frames, withBatches, len(bets)/opts.MaxBets)
 	}
+}
+
+// failingStream's source fails at bet failAt, as a bad line of a file does.
+type failingStream struct {
+	*BetsStream
+	failAt int
+}
+
+func (s failingStream) Open(from int64) (Source, error) {
+	src, err := s.BetsStream.Open(from)
+	return &failingSource{src: src, left: s.failAt - int(from)}, err
+}
+
+type failingSource struct {
+	src  Source
+	left int
+}
+
+func (s *failingSource) Next() (lottery.Bet, error) {
+	if s.left == 0 {
+		return lottery.Bet{}, errors.New("line 46: a bad line")
+	}
+	s.left--
+	return s.src.Next()
+}
+
+// TestCoalescedBatchesGoOutBeforeABadLine: the batches packed before a bad
+// line of the file are sent and stored, although they were still waiting
+// in the coalescing buffer when the line was read.
+func TestCoalescedBatchesGoOutBeforeABadLine(t *testing.T) {
+	bets := genBets(4, 100)
+	fake := newFake(t, agencytest.Options{})
+	opts := testOptions(fake.Addr())
+	opts.InFlight = 64
+	h := newHarness(t, opts, Deps{})
+	_, err := h.run(t, failingStream{NewBetsStream(bets), 45})
+	if err == nil || !strings.Contains(err.Error(), "a bad line") {
+		t.Fatalf("run: %v, want the bad line's error", err)
+	}
+	checkStoredOnce(t, fake, linesOf(bets[:40]))
 }

@@ -145,7 +145,6 @@ func (r *run) writeBatches(ctx context.Context, cn *conn, src Source, round int,
 		out  = r.out[:0]
 		pend pending
 	)
-	defer func() { r.out = out[:0] }()
 	// flush writes the coalesced frames; on failure it closes the
 	// connection, which ends the reader's wait for their acks.
 	flush := func() error {
@@ -167,6 +166,13 @@ func (r *run) writeBatches(ctx context.Context, cn *conn, src Source, round int,
 		pend = pending{}
 		return nil
 	}
+	// Whatever way the sender stops (bad data, a cancelled context), the
+	// frames it coalesced are in the window: they go out, or the reader
+	// would wait out the timeout for their acks.
+	defer func() {
+		flush()
+		r.out = out[:0]
+	}()
 	// A paced batch goes out when it is due, not with the next one.
 	paced := c.opts.Rate > 0 || c.deps.Pace != nil
 	for {
