@@ -1,16 +1,15 @@
 package agency
 
 import (
-	"errors"
-	"strings"
-
 	"bytes"
-	"github.com/loteria/loteria/services/internal/lottery"
+	"errors"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/loteria/loteria/services/agency/agencytest"
+	"github.com/loteria/loteria/services/internal/lottery"
 	"github.com/loteria/loteria/services/internal/wire"
 )
 

@@ -147,7 +147,10 @@ func (r *run) writeBatches(ctx context.Context, cn *conn, src Source, round int,
 	)
 	// flush writes the coalesced frames; on failure it closes the
 	// connection, which ends the reader's wait for their acks.
-	flush := func() error {
+	// write sends the coalesced frames (the caller says how a failure
+	// counts); on failure it closes the connection, which ends the
+	// reader's wait for their acks.
+	write := func() error {
 		if len(out) == 0 {
 			return nil
 		}
@@ -156,7 +159,7 @@ func (r *run) writeBatches(ctx context.Context, cn *conn, src Source, round int,
 		out = out[:0]
 		if err != nil {
 			cn.Close()
-			return c.ioFail("send batch "+strconv.FormatUint(seq, 10), err)
+			return err
 		}
 		c.m.batchesSent.Add(float64(pend.batches))
 		c.m.betsSent.Add(float64(pend.bets))
@@ -166,11 +169,19 @@ func (r *run) writeBatches(ctx context.Context, cn *conn, src Source, round int,
 		pend = pending{}
 		return nil
 	}
+	flush := func() error {
+		first, last := pend.first, pend.last
+		if err := write(); err != nil {
+			return c.ioFail(fmt.Sprintf("send batches %d..%d", first, last), err)
+		}
+		return nil
+	}
 	// Whatever way the sender stops (bad data, a cancelled context), the
 	// frames it coalesced are in the window: they go out, or the reader
-	// would wait out the timeout for their acks.
+	// would wait out the timeout for their acks. The sender's own error
+	// is the one returned, so a failure here is not counted again.
 	defer func() {
-		flush()
+		_ = write()
 		r.out = out[:0]
 	}()
 	// A paced batch goes out when it is due, not with the next one.
@@ -252,6 +263,10 @@ func (r *run) writeBatches(ctx context.Context, cn *conn, src Source, round int,
 		// run stalled for a 200 ms retransmission timeout (measured:
 		// TcpExtPruneCalled, TcpRetransSegs; runs of 0.1, 0.3 or 0.5 s).
 		out = append(out, b.frame...)
+		if pend.batches == 0 {
+			pend.first = seq
+		}
+		pend.last = seq
 		pend.batches++
 		pend.bets += n
 		pend.bytes += len(b.frame)
@@ -275,7 +290,8 @@ func (r *run) writeBatches(ctx context.Context, cn *conn, src Source, round int,
 // pending counts the frames coalesced and not yet written.
 type pending struct {
 	batches, bets, bytes, retries int
-	high                          int64 // the end of the last one's bets
+	first, last                   uint64 // their seqs
+	high                          int64  // the end of the last one's bets
 }
 
 // due paces the batch starting at index from and says when it was due.

@@ -15,6 +15,10 @@ import (
 
 // Source yields bets one at a time and io.EOF after the last. A Source
 // that is also an io.Closer is closed by the client when it is done with it.
+// Next should return promptly: the client packs the next batch while the
+// ones before it may still wait to be written with it, so a Next that
+// blocks longer than the ack timeout fails the connection (the client
+// then reconnects and resumes; nothing is lost).
 type Source interface {
 	Next() (lottery.Bet, error)
 }
