@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"strconv"
+
+	"github.com/loteria/loteria/services/internal/base10"
 )
 
 // AppendRow appends one bet as a row of the seed's bets file:
@@ -17,7 +19,7 @@ import (
 // have written. Otherwise it is written again field by field.
 func AppendRow[T ~string | ~[]byte](dst []byte, agency int, first, last, document, birthdate T, number int) []byte {
 	start := len(dst)
-	dst = appendInt(dst, agency)
+	dst = base10.Append(dst, agency)
 	dst = append(dst, ',')
 	dst = append(dst, first...)
 	dst = append(dst, ',')
@@ -27,7 +29,7 @@ func AppendRow[T ~string | ~[]byte](dst []byte, agency int, first, last, documen
 	dst = append(dst, ',')
 	dst = append(dst, birthdate...)
 	dst = append(dst, ',')
-	dst = appendInt(dst, number)
+	dst = base10.Append(dst, number)
 	if plainRow(dst[start:], 5) {
 		return append(dst, '\n')
 	}
@@ -44,22 +46,6 @@ func AppendRow[T ~string | ~[]byte](dst []byte, agency int, first, last, documen
 	dst = append(dst, ',')
 	dst = strconv.AppendInt(dst, int64(number), 10)
 	return append(dst, '\n')
-}
-
-// appendInt appends n in decimal: numbers below 10,000 (every agency and
-// bet number the central sees) digit by digit, the rest by strconv.
-func appendInt(dst []byte, n int) []byte {
-	switch {
-	case n < 0 || n >= 10000:
-		return strconv.AppendInt(dst, int64(n), 10)
-	case n < 10:
-		return append(dst, byte('0'+n))
-	case n < 100:
-		return append(dst, byte('0'+n/10), byte('0'+n%10))
-	case n < 1000:
-		return append(dst, byte('0'+n/100), byte('0'+n/10%10), byte('0'+n%10))
-	}
-	return append(dst, byte('0'+n/1000), byte('0'+n/100%10), byte('0'+n/10%10), byte('0'+n%10))
 }
 
 // plainRow reports whether row holds exactly commas commas and no '"', CR

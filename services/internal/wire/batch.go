@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math/bits"
 	"strconv"
+
+	"github.com/loteria/loteria/services/internal/base10"
 )
 
 // Field indexes of a bet line.
@@ -311,7 +313,7 @@ func AppendBetLine(dst []byte, first, last, document, birthdate string, number i
 	dst = append(dst, ';')
 	dst = append(dst, birthdate...)
 	dst = append(dst, ';')
-	dst = strconv.AppendInt(dst, int64(number), 10)
+	dst = base10.Append(dst, number)
 	return append(dst, '\n')
 }
 

@@ -100,3 +100,12 @@ func BenchmarkParseAndValidate(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "bets/s")
 }
+
+// BenchmarkAppendBetLine is what an agency does per bet to pack a batch.
+func BenchmarkAppendBetLine(b *testing.B) {
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = wire.AppendBetLine(buf[:0], "María José", "Ibáñez Güemes", "30904465", "1999-03-17", 7574)
+	}
+}
