@@ -145,8 +145,6 @@ func (r *run) writeBatches(ctx context.Context, cn *conn, src Source, round int,
 		out  = r.out[:0]
 		pend pending
 	)
-	// flush writes the coalesced frames; on failure it closes the
-	// connection, which ends the reader's wait for their acks.
 	// write sends the coalesced frames (the caller says how a failure
 	// counts); on failure it closes the connection, which ends the
 	// reader's wait for their acks.
@@ -169,6 +167,7 @@ func (r *run) writeBatches(ctx context.Context, cn *conn, src Source, round int,
 		pend = pending{}
 		return nil
 	}
+	// flush is write for the sender's own path: a failure is the run's.
 	flush := func() error {
 		first, last := pend.first, pend.last
 		if err := write(); err != nil {
