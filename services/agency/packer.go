@@ -41,6 +41,12 @@ var errBetTooLarge = errors.New("bet does not fit in one frame")
 // remain.
 func (p *packer) next(hdr wire.BatchHeader) (int, error) {
 	p.body = p.body[:0]
+	// The frame's size but for the count's digits, which grow with it:
+	// the header is measured once a batch, and each line once, as it is
+	// appended (it is cut off again when it does not fit).
+	hdr.Count = 0
+	fixed := wire.HeaderLen + wire.HeaderLineLen(hdr) - 1
+	countDigits, nextPow := 1, 10
 	n := 0
 	for n < p.maxBets {
 		bet, err := p.peek()
@@ -50,17 +56,20 @@ func (p *packer) next(hdr wire.BatchHeader) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		line := wire.BetLineLen(bet.FirstName, bet.LastName, bet.Document, bet.Birthdate, bet.Number)
-		hdr.Count = n + 1
-		if wire.HeaderLen+wire.HeaderLineLen(hdr)+len(p.body)+line > p.maxFrame {
+		if n+1 == nextPow {
+			countDigits, nextPow = countDigits+1, nextPow*10
+		}
+		before := len(p.body)
+		p.body = wire.AppendBetLine(p.body, bet.FirstName, bet.LastName, bet.Document, bet.Birthdate, bet.Number)
+		if size := fixed + countDigits + len(p.body); size > p.maxFrame {
+			p.body = p.body[:before]
 			if n == 0 {
 				// The bet is described by its place, never by its fields
 				// (personal data).
-				return 0, fmt.Errorf("%w: the bet at stream index %d needs %d bytes, frames are at most %d", errBetTooLarge, p.index, wire.HeaderLen+wire.HeaderLineLen(hdr)+line, p.maxFrame)
+				return 0, fmt.Errorf("%w: the bet at stream index %d needs %d bytes, frames are at most %d", errBetTooLarge, p.index, size, p.maxFrame)
 			}
 			break
 		}
-		p.body = wire.AppendBetLine(p.body, bet.FirstName, bet.LastName, bet.Document, bet.Birthdate, bet.Number)
 		p.held = nil
 		p.index++
 		n++
