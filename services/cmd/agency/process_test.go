@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -56,28 +54,11 @@ func dataFile(t *testing.T, n int) (string, []string) {
 	return path, winners
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runAgency runs the program in process with a clean environment.
 func runAgency(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	t.Chdir(t.TempDir()) // no config.yaml around
-	var out, errb syncBuf
+	var out, errb testenv.Buffer
 	getenv := func(k string) string {
 		if k == "OTEL_TRACES_EXPORTER" {
 			return "none"
@@ -253,7 +234,7 @@ func TestSIGTERMWhileWaiting(t *testing.T) {
 	cmd := exec.Command(bin, "--id", "1", "--server", fake.Addr(), "--data", data, "--log-format", "json")
 	cmd.Dir = t.TempDir()
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "OTEL_TRACES_EXPORTER=none"}
-	var stderr syncBuf
+	var stderr testenv.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
