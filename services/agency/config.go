@@ -94,7 +94,7 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 	c := &ProgramConfig{
 		ServerAddress:  "server:12345",
 		BatchMaxAmount: 100,
-		InFlight:       256,
+		InFlight:       1024,
 		Protocol:       ProtocolLoteria,
 		Timeout:        30 * time.Second,
 		WinnersTimeout: 10 * time.Minute,

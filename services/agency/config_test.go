@@ -78,7 +78,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"server", c.ServerAddress, "server:12345"},
 		{"data", c.DataPath, ".data/agency-1.csv"},
 		{"batch-max", c.BatchMaxAmount, 100},
-		{"in-flight", c.InFlight, 256},
+		{"in-flight", c.InFlight, 1024},
 		{"protocol", c.Protocol, "loteria"},
 		{"timeout", c.Timeout, 30 * time.Second},
 		{"winners-timeout", c.WinnersTimeout, 10 * time.Minute},
@@ -135,7 +135,7 @@ func TestConfigSeedConfigYAML(t *testing.T) {
 				{"LogLevel", c.LogLevel, "info"},
 				{"BatchMaxAmount", c.BatchMaxAmount, 10},
 				{"DataPath", c.DataPath, tt.wantData},
-				{"InFlight", c.InFlight, 256},
+				{"InFlight", c.InFlight, 1024},
 				{"Protocol", c.Protocol, "loteria"},
 			}
 			for _, ck := range checks {

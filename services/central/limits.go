@@ -25,8 +25,13 @@ const (
 	// DefaultShutdownTimeout bounds the graceful shutdown.
 	DefaultShutdownTimeout = 10 * time.Second
 	// DefaultMaxPipeline bounds one connection's batches between read and
-	// ack.
-	DefaultMaxPipeline = 256
+	// ack. It matches the agency's default window (batch.inFlight 1024):
+	// a central that reads fewer ahead than the agency has in flight leaves
+	// the rest in its socket and closes the TCP window on every commit
+	// (docs/BENCHMARKS.md, section 1). Bytes are bounded by the in-flight
+	// budget, not by this count; the ack queue of a connection that sends
+	// batches costs 8 KiB.
+	DefaultMaxPipeline = 1024
 	// DefaultInflightBytes bounds, across all connections, the bytes held
 	// for batches between their header being read and their ack written
 	// (payload buffers, then encoded rows).
