@@ -1,6 +1,10 @@
 package central_test
 
 import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -164,3 +168,95 @@ func TestConnectionCap(t *testing.T) {
 	})
 	wg.Wait()
 }
+
+// TestUnreadAcksHoldTheBudget: a peer that sends refused batches and never
+// reads their acks makes the central hold at most the in-flight budget's
+// worth of them, not a whole pipeline (1,024 slots) per connection: a
+// refused batch holds no rows, so only the charge every queued batch pays
+// bounds them. Over net.Pipe, whose writes finish only when the central
+// has read them, the frames written are the frames it took in.
+func TestUnreadAcksHoldTheBudget(t *testing.T) {
+	const budget = 16 << 10 // 32 queued batches at 512 B each
+	ln := newPipeListener()
+	startCentral(t, central.Config{Agencies: 1, MaxInflightBytes: budget}, withListener(ln))
+	nc := ln.dial(t)
+	payload := "1;1\nAna;Pérez;12a;1990-01-01;5\n" // refused: the document is not decimal
+	frame := []byte(fmt.Sprintf("%08d%s", len(payload), payload))
+	sent := 0
+	for sent < 2*central.DefaultMaxPipeline {
+		// The central stops reading when its budget is spent; a write it
+		// does not take within a second shows where it stopped.
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		n, err := nc.Write(frame)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if n > 0 { // the central took part of it: it is in
+				rest := frame[n:]
+				go func() { nc.SetWriteDeadline(time.Time{}); nc.Write(rest) }()
+				sent++
+			}
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent++
+	}
+	t.Logf("the central took in %d refused batches before it stopped reading", sent)
+	if max := budget/512 + 4; sent > max {
+		t.Fatalf("the central took in %d refused batches whose acks nobody read, want at most %d (the budget's worth)", sent, max)
+	}
+	// Every batch it took in is answered, in order, once the peer reads.
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	c := newRawConn(t, nc)
+	for i := range sent {
+		if msg := c.expectPrefix("error;"); !strings.Contains(msg, "line 2") {
+			t.Fatalf("ack %d: %q, want the refusal of line 2", i+1, msg)
+		}
+	}
+}
+
+// pipeListener serves net.Pipe connections: a write to one finishes only
+// when the other side has read it, so a test sees exactly what was read.
+type pipeListener struct {
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newPipeListener() *pipeListener {
+	return &pipeListener{conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
+
+// dial connects to the central, closing the connection when the test ends.
+func (l *pipeListener) dial(t *testing.T) net.Conn {
+	t.Helper()
+	client, server := net.Pipe()
+	select {
+	case l.conns <- server:
+	case <-l.closed:
+		t.Fatal("the central stopped listening")
+	}
+	t.Cleanup(func() { client.Close() })
+	return client
+}
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "pipe" }

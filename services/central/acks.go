@@ -20,15 +20,25 @@ import (
 // answered as they become durable, by a goroutine that runs only while
 // some are queued, so an idle connection holds no second goroutine.
 type ackState struct {
+	// ch is the queue while the ack writer runs, taken from the server's
+	// pool by the first batch and given back when none is queued, so an
+	// idle connection holds no queue either.
 	ch       chan *pendingBatch
 	wg       sync.WaitGroup // batches queued and not yet answered
 	mu       sync.Mutex
 	running  bool
+	queued   int   // batches counted in by pushAck and not yet settled by the ack writer
 	err      error // a failed ack write
 	unknown  atomic.Bool
 	out      []byte          // acks gathered for one write
 	answered []*pendingBatch // the batches whose acks are in out
 }
+
+// queueCharge is what a queued batch costs the in-flight budget beside its
+// rows: its pendingBatch, its refusal message and its ack come to some
+// 400 B. So the budget bounds how many batches wait across connections,
+// not only their bytes, and MaxPipeline bounds one connection's.
+const queueCharge = 512
 
 // pushAck hands a batch to the ack writer (it blocks while MaxPipeline
 // batches wait, which holds the agency back through TCP). The reader never
@@ -40,46 +50,58 @@ type ackState struct {
 // stop-and-wait ones, whose next frame the reader cannot see coming.)
 func (c *conn) pushAck(pb *pendingBatch) {
 	a := &c.acks
+	// Charged before it is queued, released when its ack is written: a
+	// refused or empty batch holds no rows, yet waits in the queue like
+	// any other behind an ack its peer does not read.
+	pb.charge = c.s.budget.acquire(queueCharge)
 	a.wg.Add(1)
-	if a.ch == nil {
-		a.ch = make(chan *pendingBatch, c.s.cfg.MaxPipeline)
-	}
-	a.ch <- pb
 	a.mu.Lock()
 	if !a.running {
 		a.running = true
-		go c.ackLoop()
+		a.ch = c.s.pools.queues.Get().(chan *pendingBatch)
+		go c.ackLoop(a.ch)
 	}
+	ch := a.ch
+	a.queued++
 	a.mu.Unlock()
+	ch <- pb // counted first: the ack writer waits for it rather than stop
 }
 
-// ackLoop answers queued batches in order and exits when none is queued.
-// Acks of batches that are durable together go out in one write.
-func (c *conn) ackLoop() {
+// ackLoop answers the batches queued in ch in order and exits when none is
+// queued. Acks of batches that are durable together go out in one write.
+func (c *conn) ackLoop(ch chan *pendingBatch) {
 	a := &c.acks
+	taken := 0 // batches received since a.queued was last settled
 	for {
+		var pb *pendingBatch
 		select {
-		case pb := <-a.ch:
-			if len(a.answered) > 0 && !pb.ready() {
-				c.writeAcks()
-			}
-			c.complete(pb)
-			c.answered(pb)
+		case pb = <-ch:
 		default:
 			if len(a.answered) > 0 {
 				c.writeAcks()
 				continue
 			}
 			a.mu.Lock()
-			if len(a.ch) == 0 {
+			a.queued -= taken
+			taken = 0
+			if a.queued == 0 {
 				a.running = false
-				// Idle: hold no ack buffers.
-				a.out, a.answered = nil, nil
+				// Idle: hold no queue and no ack buffers.
+				a.ch, a.out, a.answered = nil, nil, nil
 				a.mu.Unlock()
+				c.s.pools.queues.Put(ch)
 				return
 			}
 			a.mu.Unlock()
+			// pushAck counted a batch it has not put in yet: it is on its way.
+			pb = <-ch
 		}
+		taken++
+		if len(a.answered) > 0 && !pb.ready() {
+			c.writeAcks()
+		}
+		c.complete(pb)
+		c.answered(pb)
 	}
 }
 
@@ -196,7 +218,9 @@ func (c *conn) writeAcks() {
 		}
 	}
 	now := time.Now()
+	var charged int64
 	for i, pb := range a.answered {
+		charged += pb.charge
 		observability.ObserveWithTrace(pb.ctx, s.m.batchDuration, now.Sub(pb.start).Seconds())
 		pb.span.End()
 		*pb = pendingBatch{}
@@ -204,6 +228,7 @@ func (c *conn) writeAcks() {
 		a.answered[i] = nil
 		a.wg.Done()
 	}
+	s.budget.release(charged)
 	a.answered = a.answered[:0]
 	a.out = a.out[:0]
 	if cap(a.out) > pooledCap {

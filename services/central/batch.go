@@ -27,6 +27,7 @@ type pendingBatch struct {
 	round   *round
 	rec     *ledger.Receipt
 	held    int64 // bytes of the in-flight budget its rows hold
+	charge  int64 // what it pays the budget while queued (queueCharge)
 	// The outcome, once known (before the ledger for a refused batch).
 	result string
 	code   string

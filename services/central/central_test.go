@@ -44,11 +44,15 @@ type harnessOpts struct {
 	store     string        // the bets file (default: in t.TempDir())
 	storeOpts store.Options // FS, limits
 	deps      central.Deps  // logger, tracer (Ledger and Registerer are the harness's)
+	listener  net.Listener  // served instead of cfg's addresses (e.g. a pipeListener)
 }
 
 type harnessOpt func(*harnessOpts)
 
-func withStore(path string) harnessOpt   { return func(o *harnessOpts) { o.store = path } }
+func withStore(path string) harnessOpt { return func(o *harnessOpts) { o.store = path } }
+func withListener(ln net.Listener) harnessOpt {
+	return func(o *harnessOpts) { o.listener = ln }
+}
 func withDeps(d central.Deps) harnessOpt { return func(o *harnessOpts) { o.deps = d } }
 func withStoreOptions(so store.Options) harnessOpt {
 	return func(o *harnessOpts) { o.storeOpts = so }
@@ -83,7 +87,10 @@ func startCentral(t testing.TB, cfg central.Config, opt ...harnessOpt) *harness 
 		st.Close()
 		t.Fatal(err)
 	}
-	ln, err := central.Listen(cfg)
+	ln := &central.Listeners{Plain: o.listener}
+	if o.listener == nil {
+		ln, err = central.Listen(cfg)
+	}
 	if err != nil {
 		st.Close()
 		t.Fatal(err)

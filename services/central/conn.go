@@ -330,12 +330,15 @@ func wire429(reason string) (string, string) {
 type pools struct {
 	pending sync.Pool
 	readers sync.Pool
+	queues  sync.Pool // ack queues (chan *pendingBatch), empty, of MaxPipeline slots
 	bufs    [len(bufClasses)]sync.Pool
 }
 
-func newPools() *pools {
+// newPools makes the server's pools; pipeline is the slots of an ack queue.
+func newPools(pipeline int) *pools {
 	p := &pools{}
 	p.pending.New = func() any { return new(pendingBatch) }
+	p.queues.New = func() any { return make(chan *pendingBatch, pipeline) }
 	return p
 }
 

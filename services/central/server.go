@@ -196,7 +196,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		tracer:   deps.Tracer,
 		led:      deps.Ledger,
 		budget:   newBudget(cfg.MaxInflightBytes),
-		pools:    newPools(),
+		pools:    newPools(cfg.MaxPipeline),
 		rules:    newRulesClock(cfg.Now),
 		conns:    make(map[*conn]struct{}),
 		agencies: make(map[int]*conn),
