@@ -34,7 +34,7 @@ type inflight struct {
 
 // maxInFlightBytes bounds the bytes of a connection's unacknowledged
 // batches, beside the InFlight count: small batches pipeline deeply (the
-// default 1,024 of 10 bets, about 600 KiB, stop here at some 870, enough
+// default 1,024 of 10 bets, some 570 KiB, stop here at about 900, enough
 // to keep the next group commit fed while one syncs), full 8 KiB frames do
 // not pile a megabyte into one commit ahead of the rest (measured: 256 full
 // frames in flight made the official run slower than 64).

@@ -28,9 +28,10 @@ const (
 	// ack. It matches the agency's default window (batch.inFlight 1024):
 	// a central that reads fewer ahead than the agency has in flight leaves
 	// the rest in its socket and closes the TCP window on every commit
-	// (docs/BENCHMARKS.md, section 1). Bytes are bounded by the in-flight
-	// budget, not by this count; the ack queue of a connection that sends
-	// batches costs 8 KiB.
+	// (docs/BENCHMARKS.md, section 1). The in-flight budget bounds the
+	// bytes and, through the charge every queued batch pays, the batches
+	// waiting across connections; the queue itself (8 KiB at 1,024) comes
+	// from a pool while batches wait, and an idle connection holds none.
 	DefaultMaxPipeline = 1024
 	// DefaultInflightBytes bounds, across all connections, the bytes held
 	// for batches between their header being read and their ack written
