@@ -41,7 +41,8 @@ type ackState struct {
 const queueCharge = 512
 
 // pushAck hands a batch to the ack writer (it blocks while MaxPipeline
-// batches wait, which holds the agency back through TCP). The reader never
+// batches of the connection wait, or while the in-flight budget is spent,
+// which holds the agency back through TCP). The reader never
 // waits for the disk itself, so a pipelining peer's next frames are read
 // while earlier ones are on their way to disk, whatever protocol it
 // speaks. (Answering a lone batch on the reader, to spare the hand-off,
