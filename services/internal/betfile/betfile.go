@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/loteria/loteria/services/internal/lottery"
 )
@@ -19,17 +20,34 @@ import (
 // MaxLine bounds one line of a bets file (the reader's buffer).
 const MaxLine = 64 << 10
 
+// clockEvery is how many bets are judged by one reading of the clock: a
+// file's bets are validated against the day, and reading the clock for
+// each of them was a tenth of an agency's CPU.
+const clockEvery = 1024
+
 // Reader reads bets one at a time.
+//
+// It reads the file in blocks of up to [MaxLine] bytes and turns each
+// block's whole lines into one string, so that a bet's fields are slices
+// of it: one allocation per block, not one per bet. A bet returned keeps
+// its block alive for as long as the bet is.
 type Reader struct {
 	name   string
 	agency int
-	br     *bufio.Reader
+	r      io.Reader
+	buf    []byte // the block being read; buf[:n] holds a line's start not yet returned
+	n      int
+	text   string // whole lines read and not yet returned
+	err    error  // the read error to return once text is used up
+	broken error  // a line too long: returned by every later call
 	line   int
+	rules  lottery.Rules
+	judged int // bets judged by rules since the clock was read
 }
 
 // NewReader reads bets of agency from r; name is used in error messages.
 func NewReader(r io.Reader, name string, agency int) *Reader {
-	return &Reader{name: name, agency: agency, br: bufio.NewReaderSize(r, MaxLine)}
+	return &Reader{name: name, agency: agency, r: r, buf: make([]byte, MaxLine)}
 }
 
 // Line is the number of the last line read.
@@ -39,24 +57,27 @@ func (r *Reader) Line() int { return r.line }
 // the file and line of a malformed bet. Blank lines are skipped.
 func (r *Reader) Next() (lottery.Bet, error) {
 	for {
-		raw, err := r.br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			r.line++
-			return lottery.Bet{}, fmt.Errorf("%s:%d: line longer than %d bytes", r.name, r.line, r.br.Size())
+		if r.text == "" {
+			if err := r.fill(); err != nil {
+				return lottery.Bet{}, err
+			}
 		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return lottery.Bet{}, fmt.Errorf("read %s: %w", r.name, err)
-		}
-		if len(raw) == 0 && err != nil {
-			return lottery.Bet{}, io.EOF
+		raw := r.text
+		if i := strings.IndexByte(raw, '\n'); i >= 0 {
+			raw, r.text = raw[:i], raw[i+1:]
+		} else {
+			r.text = "" // the last line, without a newline
 		}
 		r.line++
-		raw = bytes.TrimSuffix(raw, []byte{'\n'})
-		raw = bytes.TrimSuffix(raw, []byte{'\r'})
-		if len(raw) == 0 {
+		raw = strings.TrimSuffix(raw, "\r")
+		if raw == "" {
 			continue
 		}
-		b, perr := parseLine(string(raw), r.agency)
+		if r.judged == 0 {
+			r.rules = lottery.NewRules(time.Now())
+		}
+		r.judged = (r.judged + 1) % clockEvery
+		b, perr := parseLine(raw, r.agency, r.rules)
 		if perr != nil {
 			return lottery.Bet{}, fmt.Errorf("%s:%d: %w", r.name, r.line, perr)
 		}
@@ -64,7 +85,47 @@ func (r *Reader) Next() (lottery.Bet, error) {
 	}
 }
 
-func parseLine(s string, agency int) (lottery.Bet, error) {
+// fill reads until r.text holds at least one line: the block's whole
+// lines, or at the end of the file the last line without its newline. It
+// returns io.EOF when the file holds nothing more.
+func (r *Reader) fill() error {
+	if r.broken != nil {
+		return r.broken
+	}
+	for {
+		if r.err != nil {
+			if r.n > 0 { // the last line has no newline
+				r.text, r.n = string(r.buf[:r.n]), 0
+				return nil
+			}
+			if errors.Is(r.err, io.EOF) {
+				return io.EOF
+			}
+			return fmt.Errorf("read %s: %w", r.name, r.err)
+		}
+		if r.n == len(r.buf) {
+			r.line++
+			r.broken = fmt.Errorf("%s:%d: line longer than %d bytes", r.name, r.line, len(r.buf))
+			return r.broken
+		}
+		m, err := r.r.Read(r.buf[r.n:])
+		if m < 0 || m > len(r.buf)-r.n {
+			err = fmt.Errorf("its reader returned %d bytes for a buffer of %d", m, len(r.buf)-r.n)
+			m = 0
+		}
+		start := r.n
+		r.n += m
+		r.err = err
+		if i := bytes.LastIndexByte(r.buf[start:r.n], '\n'); i >= 0 {
+			end := start + i + 1
+			r.text = string(r.buf[:end])
+			r.n = copy(r.buf, r.buf[end:r.n])
+			return nil
+		}
+	}
+}
+
+func parseLine(s string, agency int, rules lottery.Rules) (lottery.Bet, error) {
 	var f [5]string
 	rest := s
 	for i := 0; i < 4; i++ {
@@ -83,7 +144,7 @@ func parseLine(s string, agency int) (lottery.Bet, error) {
 		return lottery.Bet{}, err
 	}
 	b := lottery.Bet{Agency: agency, FirstName: f[0], LastName: f[1], Document: f[2], Birthdate: f[3], Number: n}
-	if err := b.Validate(); err != nil {
+	if err := rules.Validate(b); err != nil {
 		return lottery.Bet{}, err
 	}
 	return b, nil

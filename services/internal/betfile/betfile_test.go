@@ -1,6 +1,7 @@
 package betfile
 
 import (
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -329,4 +330,104 @@ func FuzzBetfileLine(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkReader reads a file of generated lines in the official data's
+// shape, what an agency does per bet before packing it.
+func BenchmarkReader(b *testing.B) {
+	var file []byte
+	for i := range 20000 {
+		file = AppendLine(file, lottery.Bet{FirstName: "Santiago Lionel", LastName: "Lorca Abadía",
+			Document: strconv.Itoa(30000000 + i*7919%9000000), Birthdate: "1999-03-17", Number: i * 31 % 10000})
+	}
+	b.SetBytes(int64(len(file)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r := NewReader(strings.NewReader(string(file)), "bench.csv", 1)
+		for {
+			if _, err := r.Next(); err != nil {
+				if err != io.EOF {
+					b.Fatal(err)
+				}
+				break
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(20000*b.N), "ns/bet")
+}
+
+// TestReaderAcrossBlocks reads a generated file of many blocks, with lines
+// of every length around the block's edge, and compares each bet with
+// what encoding/csv reads from the same bytes.
+func TestReaderAcrossBlocks(t *testing.T) {
+	var file []byte
+	for i := range 6000 {
+		name := strings.Repeat("ñ", i%50+1) // lines of 40 to 140 bytes
+		sep := "\r\n"
+		if i%3 == 0 {
+			sep = "\n"
+		}
+		file = fmt.Appendf(file, "%s,Pérez %d,%d,1999-03-17,%d%s", name, i, 1000+i, i%10000, sep)
+		if i%500 == 0 {
+			file = append(file, "\r\n\n"...) // blank lines are skipped
+		}
+	}
+	if len(file) < 5*MaxLine {
+		t.Fatalf("the file is %d bytes: too small to cross blocks", len(file))
+	}
+	cr := csv.NewReader(strings.NewReader(string(file)))
+	cr.FieldsPerRecord = 5
+	want, err := cr.ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rk := range readerKinds {
+		t.Run(rk.name, func(t *testing.T) {
+			got, err := readAll(NewReader(rk.wrap(strings.NewReader(string(file))), "big.csv", 4))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d bets, encoding/csv reads %d", len(got), len(want))
+			}
+			for i, b := range got {
+				w := want[i]
+				if b.Agency != 4 || b.FirstName != w[0] || b.LastName != w[1] || b.Document != w[2] || b.Birthdate != w[3] || strconv.Itoa(b.Number) != w[4] {
+					t.Fatalf("bet %d = %+v, encoding/csv says %q", i+1, b, w)
+				}
+			}
+		})
+	}
+}
+
+// TestReaderLineAtTheLimit: a line of MaxLine bytes with its newline is
+// read (and judged: its name is too long); one byte more is refused as too
+// long, naming its line, on every later call.
+func TestReaderLineAtTheLimit(t *testing.T) {
+	line := func(n int) string { // a line of n bytes with its LF
+		tail := ",Pérez,1,2000-01-01,1\n"
+		return strings.Repeat("a", n-len(tail)) + tail
+	}
+	ok := "Ana,Pérez,1,2000-01-01,1\n"
+	tests := []struct {
+		n    int
+		want string
+	}{
+		{MaxLine, "f.csv:2: first name is"},
+		{MaxLine + 1, "f.csv:2: line longer than"},
+	}
+	for _, tt := range tests {
+		r := NewReader(strings.NewReader(ok+line(tt.n)+ok), "f.csv", 1)
+		if _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if _, err := r.Next(); err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("a line of %d bytes: err = %v, want %q...", tt.n, err, tt.want)
+			}
+			if tt.n == MaxLine {
+				break // a bad bet is not sticky: the caller stops or goes on
+			}
+		}
+	}
 }
