@@ -21,7 +21,13 @@ type writer struct {
 // empty queue.
 func (s *Store) writer() {
 	defer close(s.stopped)
-	w := &writer{markAt: map[int]int{}}
+	// The group's data buffer is made at its bound once: grown by append
+	// from empty, a fresh central copied every group into a buffer twice
+	// the last and faulted its pages in, and the garbage brought the GC
+	// forward, all on the one goroutine every ack waits for (run B:
+	// 0.050 -> 0.044 s). Its pages are touched as groups reach them
+	// (an idle central's RSS grew by 0.5 MiB).
+	w := &writer{markAt: map[int]int{}, data: make([]byte, 0, s.opts.MaxGroupBytes)}
 	for {
 		s.mu.Lock()
 		for len(s.queue) == 0 && !s.closing {
