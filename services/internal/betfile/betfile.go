@@ -94,14 +94,16 @@ func (r *Reader) fill() error {
 	}
 	for {
 		if r.err != nil {
+			if !errors.Is(r.err, io.EOF) {
+				// A line cut by a failing read is no line: it is not
+				// returned, so a truncated number cannot pass as a bet.
+				return fmt.Errorf("read %s: %w", r.name, r.err)
+			}
 			if r.n > 0 { // the last line has no newline
 				r.text, r.n = string(r.buf[:r.n]), 0
 				return nil
 			}
-			if errors.Is(r.err, io.EOF) {
-				return io.EOF
-			}
-			return fmt.Errorf("read %s: %w", r.name, r.err)
+			return io.EOF
 		}
 		if r.n == len(r.buf) {
 			r.line++

@@ -145,6 +145,20 @@ type failingReader struct{ err error }
 
 func (f failingReader) Read([]byte) (int, error) { return 0, f.err }
 
+// TestReaderErrorCutsNoLine: a read that fails in the middle of a line
+// does not hand out the part before it ("…,12" of "…,1234") as a bet.
+func TestReaderErrorCutsNoLine(t *testing.T) {
+	boom := errors.New("disk on fire")
+	in := io.MultiReader(strings.NewReader("Ana,Pérez,1,2000-01-01,1\nBea,Núñez,2,2000-01-02,12"), failingReader{boom})
+	r := NewReader(in, "f.csv", 1)
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := r.Next(); !errors.Is(err, boom) {
+		t.Fatalf("after a failing read: %+v, %v; want the read's error", b, err)
+	}
+}
+
 func TestReaderError(t *testing.T) {
 	boom := errors.New("disk on fire")
 	r := NewReader(io.MultiReader(strings.NewReader("Ana,Pérez,1,2000-01-01,1\n"), failingReader{boom}), "f.csv", 1)
