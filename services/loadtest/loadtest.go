@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -497,7 +498,8 @@ func (s *source) Next() (lottery.Bet, error) {
 	s.n++
 	s.hash = hashBet(s.hash, b.Document, b.Number)
 	if b.Wins() {
-		s.winners = append(s.winners, b.Document)
+		// A copy: the bet's strings share the reader's 64 KiB block.
+		s.winners = append(s.winners, strings.Clone(b.Document))
 	}
 	return b, nil
 }
@@ -536,7 +538,7 @@ func (s *source) playing(number int, agencyID int) ([]string, error) {
 			return nil, err
 		}
 		if b.Number == number {
-			out = append(out, b.Document)
+			out = append(out, strings.Clone(b.Document)) // not the reader's block
 		}
 	}
 	return out, nil

@@ -1,6 +1,7 @@
 // Package betfile reads an agency's bets file, the dataset format: one bet
 // per line, `nombre,apellido,documento,nacimiento,numero`, no header, LF or
-// CRLF line ends, UTF-8. It streams: memory does not grow with the file.
+// CRLF line ends, UTF-8. It streams: memory does not grow with the file,
+// as long as callers do not keep the bets' strings (see [Reader]).
 package betfile
 
 import (
@@ -25,12 +26,18 @@ const MaxLine = 64 << 10
 // each of them was a tenth of an agency's CPU.
 const clockEvery = 1024
 
+// maxEmptyReads is how many reads in a row may return no data and no
+// error before the reader is given up on (io.ErrNoProgress), as bufio does.
+const maxEmptyReads = 100
+
 // Reader reads bets one at a time.
 //
 // It reads the file in blocks of up to [MaxLine] bytes and turns each
 // block's whole lines into one string, so that a bet's fields are slices
 // of it: one allocation per block, not one per bet. A bet returned keeps
-// its block alive for as long as the bet is.
+// its block alive for as long as any of its strings is: a caller that
+// keeps a field beyond the next bets (a winner's document, say) keeps a
+// copy of it ([strings.Clone]).
 type Reader struct {
 	name   string
 	agency int
@@ -43,18 +50,21 @@ type Reader struct {
 	line   int
 	rules  lottery.Rules
 	judged int // bets judged by rules since the clock was read
+	now    func() time.Time
 }
 
 // NewReader reads bets of agency from r; name is used in error messages.
 func NewReader(r io.Reader, name string, agency int) *Reader {
-	return &Reader{name: name, agency: agency, r: r, buf: make([]byte, MaxLine)}
+	return &Reader{name: name, agency: agency, r: r, buf: make([]byte, MaxLine), now: time.Now}
 }
 
 // Line is the number of the last line read.
 func (r *Reader) Line() int { return r.line }
 
 // Next returns the next bet, io.EOF after the last one, or an error naming
-// the file and line of a malformed bet. Blank lines are skipped.
+// the file and line of a malformed bet. Blank lines are skipped. After a
+// read error or a line too long, every later call returns that error; after
+// a malformed bet, Next goes on with the next line.
 func (r *Reader) Next() (lottery.Bet, error) {
 	for {
 		if r.text == "" {
@@ -73,11 +83,19 @@ func (r *Reader) Next() (lottery.Bet, error) {
 		if raw == "" {
 			continue
 		}
-		if r.judged == 0 {
-			r.rules = lottery.NewRules(time.Now())
+		fresh := r.judged == 0
+		if fresh {
+			r.rules = lottery.NewRules(r.now())
 		}
 		r.judged = (r.judged + 1) % clockEvery
 		b, perr := parseLine(raw, r.agency, r.rules)
+		if perr != nil && !fresh {
+			// The day may have changed since the clock was read (a
+			// paced agency reads 1,024 bets in minutes): a bet is only
+			// refused by today's rules.
+			r.rules, r.judged = lottery.NewRules(r.now()), 1
+			b, perr = parseLine(raw, r.agency, r.rules)
+		}
 		if perr != nil {
 			return lottery.Bet{}, fmt.Errorf("%s:%d: %w", r.name, r.line, perr)
 		}
@@ -92,7 +110,7 @@ func (r *Reader) fill() error {
 	if r.broken != nil {
 		return r.broken
 	}
-	for {
+	for empty := 0; ; {
 		if r.err != nil {
 			if !errors.Is(r.err, io.EOF) {
 				// A line cut by a failing read is no line: it is not
@@ -114,6 +132,16 @@ func (r *Reader) fill() error {
 		if m < 0 || m > len(r.buf)-r.n {
 			err = fmt.Errorf("its reader returned %d bytes for a buffer of %d", m, len(r.buf)-r.n)
 			m = 0
+		}
+		switch {
+		case m > 0:
+			empty = 0
+		case err == nil:
+			// bufio's rule: a reader that keeps returning nothing and
+			// no error is broken, not slow.
+			if empty++; empty == maxEmptyReads {
+				err = io.ErrNoProgress
+			}
 		}
 		start := r.n
 		r.n += m

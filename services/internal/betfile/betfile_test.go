@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/loteria/loteria/internal/testenv"
 	"github.com/loteria/loteria/services/internal/lottery"
@@ -439,9 +440,119 @@ func TestReaderLineAtTheLimit(t *testing.T) {
 			if _, err := r.Next(); err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Fatalf("a line of %d bytes: err = %v, want %q...", tt.n, err, tt.want)
 			}
+			if r.Line() != 2 {
+				t.Fatalf("a line of %d bytes: Line() = %d, want 2", tt.n, r.Line())
+			}
 			if tt.n == MaxLine {
 				break // a bad bet is not sticky: the caller stops or goes on
 			}
 		}
+	}
+}
+
+type emptyReader struct{}
+
+func (emptyReader) Read([]byte) (int, error) { return 0, nil }
+
+// oneShot returns its data and its error in one Read.
+type oneShot struct {
+	data string
+	err  error
+	done bool
+}
+
+func (o *oneShot) Read(p []byte) (int, error) {
+	if o.done {
+		return 0, o.err
+	}
+	o.done = true
+	return copy(p, o.data), o.err
+}
+
+// TestReaderReadsThatGoNowhere: a reader returning nothing and no error is
+// given up on, as bufio does; data returned with an error is read up to
+// the line the error cuts, which is not.
+func TestReaderReadsThatGoNowhere(t *testing.T) {
+	if _, err := NewReader(emptyReader{}, "f.csv", 1).Next(); !errors.Is(err, io.ErrNoProgress) {
+		t.Fatalf("a reader that returns nothing: %v, want io.ErrNoProgress", err)
+	}
+	boom := errors.New("disk on fire")
+	r := NewReader(&oneShot{data: "A,B,1,2000-01-01,1\nC,D,2,2000-01-01,12", err: boom}, "f.csv", 1)
+	if b, err := r.Next(); err != nil || b.Number != 1 {
+		t.Fatalf("the whole line before the error: %+v, %v", b, err)
+	}
+	for range 2 {
+		if b, err := r.Next(); !errors.Is(err, boom) {
+			t.Fatalf("the cut line: %+v, %v; want the read's error, every call", b, err)
+		}
+	}
+	if r.Line() != 1 {
+		t.Fatalf("Line() = %d, want 1", r.Line())
+	}
+}
+
+// TestReaderCRLFOnTheBlockEdge puts a line's CR as the block's last byte
+// and its LF as the next block's first, and every shift around it.
+func TestReaderCRLFOnTheBlockEdge(t *testing.T) {
+	const line = "Ana,Pérez,1,2000-01-01,1\r\n"
+	for shift := -3; shift <= 3; shift++ {
+		// line, blank lines (skipped), then line again with its CR at
+		// byte MaxLine-1+shift: the plain reader's first block ends there
+		cr := MaxLine - 1 + shift
+		in := line + strings.Repeat("\n", cr-2*len(line)+2) + line + line
+		if in[cr] != '\r' || in[cr+1] != '\n' {
+			t.Fatalf("shift %d: byte %d is %q, not the CR of a CRLF", shift, cr, in[cr])
+		}
+		for _, rk := range readerKinds {
+			got, err := readAll(NewReader(rk.wrap(strings.NewReader(in)), "f.csv", 1))
+			if err != nil || len(got) != 3 {
+				t.Fatalf("shift %d, %s: %d bets, %v; want 3", shift, rk.name, len(got), err)
+			}
+		}
+	}
+}
+
+// TestReaderRefreshesTheDay: a bet born on the new UTC day, read after
+// midnight by a reader whose clock was read before it, is accepted.
+func TestReaderRefreshesTheDay(t *testing.T) {
+	clock := time.Date(2025, 6, 1, 23, 59, 59, 0, time.UTC)
+	in := "Ana,Pérez,1,2000-01-01,1\nBea,Núñez,2,2025-06-02,2\nCea,Núñez,3,2025-06-03,3\n"
+	r := NewReader(strings.NewReader(in), "f.csv", 1)
+	r.now = func() time.Time { return clock }
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(2 * time.Second) // 2025-06-02 00:00:01
+	if b, err := r.Next(); err != nil || b.Number != 2 {
+		t.Fatalf("born on the new day: %+v, %v; want it accepted", b, err)
+	}
+	if _, err := r.Next(); err == nil || !strings.Contains(err.Error(), "f.csv:3: ") {
+		t.Fatalf("born tomorrow: %v; want it refused naming line 3", err)
+	}
+}
+
+// TestCountLinesAgreesWithTheReader over a generated file of many blocks:
+// the agency bounds its stream by the count.
+func TestCountLinesAgreesWithTheReader(t *testing.T) {
+	var file []byte
+	for i := range 3000 {
+		file = fmt.Appendf(file, "%s,Pérez,%d,1999-03-17,%d\r\n", strings.Repeat("ñ", i%50+1), 1000+i, i%10000)
+		if i%400 == 0 {
+			file = append(file, "\n\r\n"...)
+		}
+	}
+	p := writeFile(t, string(file))
+	n, err := CountLines(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(p, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	bets, err := readAll(f.Reader)
+	if err != nil || len(bets) != n || n != 3000 {
+		t.Fatalf("CountLines %d, the reader %d bets (%v); want 3000 both", n, len(bets), err)
 	}
 }
