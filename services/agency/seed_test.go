@@ -29,6 +29,11 @@ type seedServer struct {
 	// frames of its first connection, without answering the last.
 	closeAfter int
 	winners    string
+	// lookAhead, when positive, is how long the server watches, before it
+	// acks a batch, for bytes of a next frame; ahead counts the batches
+	// that were followed so before their ack.
+	lookAhead time.Duration
+	ahead     int
 }
 
 func newSeedServer(t *testing.T, addr string) *seedServer {
@@ -92,6 +97,14 @@ func (s *seedServer) serve(nc net.Conn, n int) {
 		answer := "success;Batch stored successfully."
 		if string(payload) == "END" {
 			answer = s.winners
+		} else if s.lookAhead > 0 {
+			nc.SetReadDeadline(time.Now().Add(s.lookAhead))
+			if _, err := br.Peek(1); err == nil {
+				s.mu.Lock()
+				s.ahead++
+				s.mu.Unlock()
+			}
+			nc.SetReadDeadline(time.Time{})
 		}
 		fmt.Fprintf(nc, "%08d%s", len(answer), answer)
 		if string(payload) == "END" {
@@ -166,6 +179,37 @@ func TestSeedProtocolBytes(t *testing.T) {
 			}
 			if !equalStrings(res.Winners, winnersOf(linesOf(bets))) || len(res.Rounds) != 1 || res.Rounds[0].Round != 1 {
 				t.Errorf("result %+v", res)
+			}
+		})
+	}
+}
+
+// TestSeedWindow: a window of one is stop-and-wait, as the seed's own
+// client is: nothing of the next batch is written before the ack. The
+// server watches for 20 ms before each ack; a window of two shows that
+// the watch sees a batch sent early (it always is: the agency writes it
+// at once), so the test fails if the window lets one more out than it
+// says.
+func TestSeedWindow(t *testing.T) {
+	for _, tt := range []struct {
+		inFlight int
+		early    bool
+	}{{1, false}, {2, true}} {
+		t.Run(fmt.Sprintf("in-flight %d", tt.inFlight), func(t *testing.T) {
+			srv := newSeedServer(t, "127.0.0.1:0")
+			srv.lookAhead = 20 * time.Millisecond
+			opts := testOptions(srv.ln.Addr().String())
+			opts.Protocol, opts.InFlight = ProtocolSeed, tt.inFlight
+			h := newHarness(t, opts, Deps{})
+			bets := genBets(23, 60)
+			if _, err := h.run(t, NewBetsStream(bets)); err != nil {
+				t.Fatal(err)
+			}
+			srv.mu.Lock()
+			ahead := srv.ahead
+			srv.mu.Unlock()
+			if tt.early && ahead == 0 || !tt.early && ahead != 0 {
+				t.Errorf("%d of 6 batches followed by the next before their ack, with a window of %d", ahead, tt.inFlight)
 			}
 		})
 	}

@@ -111,7 +111,11 @@ func (r *run) sendRange(ctx context.Context, cn *conn, round int, from int64) er
 	// The window: a batch enters before it is written and leaves when its
 	// ack is read. A reader goroutine takes acks as they come, so their
 	// latency is measured when they arrive, whatever the sender is doing.
-	window := make(chan inflight, c.opts.InFlight)
+	// The reader holds the batch whose ack it reads, out of the channel:
+	// the channel holds one fewer than the window (none at stop-and-wait;
+	// a channel of InFlight let InFlight+1 batches out, two at once for a
+	// client meant to wait for each ack).
+	window := make(chan inflight, c.opts.InFlight-1)
 	bytes := newByteWindow()
 	readerDone := make(chan error, 1)
 	go func() {

@@ -84,7 +84,9 @@ func runPrebuilt(ctx context.Context, cfg Config, addr string, r *agencyRun, src
 		at   time.Time
 		bets int
 	}
-	window := make(chan sent, cfg.InFlight)
+	// The reader holds the frame whose ack it reads, out of the channel:
+	// InFlight in all.
+	window := make(chan sent, cfg.InFlight-1)
 	acked := make(chan error, 1)
 	br := bufio.NewReaderSize(nc, 4096)
 	go func() {
