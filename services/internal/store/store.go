@@ -90,18 +90,24 @@ type Store struct {
 	quarantined         string
 	quarantinedBytes    int64
 
-	mu      sync.Mutex
-	work    sync.Cond // the writer waits here for entries
-	space   sync.Cond // callers wait here while the queue is full
-	queue   []*entry
-	closing bool
-	failed  error // sticky, wraps ledger.ErrFailed
-	adm     map[int]*admitted
-	round   int          // the open round as queued (admitted)
-	drawn   map[int]bool // rounds whose DRAW is queued or durable
-	dur     *state       // what is durable; written by the writer only
-	disk    int64        // bytes really in the bets file (Discard: as opened)
-	jsize   int64        // bytes in the journal
+	mu            sync.Mutex
+	work          sync.Cond // the writer waits here for entries
+	space         sync.Cond // callers wait here while the queue is full
+	queue         []*entry
+	queuedBatches int // entries in queue with batch set
+	// gatherWait is how long the writer waits to gather a group, given
+	// the last commit's time (gatherFor; tests lengthen it).
+	gatherWait func(lastCommit time.Duration) time.Duration
+	// gathering, if set (by tests), is called as a gather starts waiting.
+	gathering func(want int)
+	closing   bool
+	failed    error // sticky, wraps ledger.ErrFailed
+	adm       map[int]*admitted
+	round     int          // the open round as queued (admitted)
+	drawn     map[int]bool // rounds whose DRAW is queued or durable
+	dur       *state       // what is durable; written by the writer only
+	disk      int64        // bytes really in the bets file (Discard: as opened)
+	jsize     int64        // bytes in the journal
 
 	bufs bufPools // *[]byte row buffers of batches
 
@@ -155,6 +161,8 @@ func Open(path string, opts Options) (*Store, error) {
 		syncReq: make(chan fsys.File),
 		syncRes: make(chan error),
 		stopped: make(chan struct{}),
+
+		gatherWait: gatherFor,
 	}
 	s.work.L, s.space.L = &s.mu, &s.mu
 	if noFsync {
@@ -306,6 +314,9 @@ func (s *Store) waitRoom() error {
 func (s *Store) push(e *entry) {
 	e.round = s.round
 	s.queue = append(s.queue, e)
+	if e.batch {
+		s.queuedBatches++
+	}
 	s.work.Signal()
 }
 

@@ -15,7 +15,21 @@ type writer struct {
 	c      commit
 	markAt map[int]int // agency → its MARK in c.entries
 	seq    uint64      // commits since open
+
+	// What the last group says of the next, for gather: how many batches
+	// to wait for (0: none) and how long its write and sync took.
+	expect     int
+	lastCommit time.Duration
+	wake       *time.Timer // ends a gather's wait
 }
+
+const (
+	// gatherMaxBatches: a group of more batches than this already shares
+	// its sync widely; the writer does not wait to match it.
+	gatherMaxBatches = 64
+	// gatherMaxWait bounds one gather's wait, whatever the disk takes.
+	gatherMaxWait = time.Millisecond
+)
 
 // writer commits what is queued, group by group, until Close and an
 // empty queue.
@@ -38,6 +52,7 @@ func (s *Store) writer() {
 			s.mu.Unlock()
 			return
 		}
+		s.gather(w)
 		s.take(w)
 		failed := s.failed
 		s.mu.Unlock()
@@ -47,6 +62,69 @@ func (s *Store) writer() {
 		}
 		s.commitGroup(w)
 	}
+}
+
+// gather waits, with s.mu held, a little for the batches the last group
+// says are coming. Agencies that wait for each ack (the seed's client)
+// come back together once a group is durable, but one by one: a writer
+// that committed the first alone made the others wait for that sync and
+// then their own, two syncs an ack (five stop-and-wait clients: 7,872
+// batches in 5,254 groups, for agency 1's 2,694 rounds; with gather,
+// 2,712). So while fewer batches are queued than the last group had
+// (one batch from each of at most gatherMaxBatches agencies: agencies
+// that pipeline send again without waiting, and show it with two batches
+// in a group), the writer waits for them, for at most the last commit's
+// time (the wait it saves them) and gatherMaxWait. One client alone is
+// never kept waiting: its last group had one batch.
+func (s *Store) gather(w *writer) {
+	want := w.expect
+	if want < 2 || s.queuedBatches >= want || w.lastCommit <= 0 {
+		return
+	}
+	if s.gathering != nil {
+		s.gathering(want)
+	}
+	wait := s.gatherWait(w.lastCommit)
+	deadline := time.Now().Add(wait)
+	if w.wake == nil {
+		w.wake = time.AfterFunc(wait, func() {
+			s.mu.Lock()
+			s.work.Signal()
+			s.mu.Unlock()
+		})
+	} else {
+		w.wake.Reset(wait)
+	}
+	for s.queuedBatches < want && len(s.queue) < s.opts.QueueLen && !s.closing && s.failed == nil {
+		s.work.Wait()
+		if !time.Now().Before(deadline) {
+			break
+		}
+	}
+	w.wake.Stop()
+}
+
+// gatherFor is how long a gather waits after a commit that took
+// lastCommit: what the batches it waits for would otherwise wait, up to
+// gatherMaxWait.
+func gatherFor(lastCommit time.Duration) time.Duration {
+	return min(lastCommit, gatherMaxWait)
+}
+
+// oneEach says whether group holds at most one batch of each agency. It
+// is quadratic: gather asks it of groups of at most gatherMaxBatches.
+func oneEach(group []*entry) bool {
+	for i, e := range group {
+		if !e.batch {
+			continue
+		}
+		for _, f := range group[:i] {
+			if f.batch && f.agency == e.agency {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // take moves the next group from the queue to w.group, with s.mu held:
@@ -82,6 +160,17 @@ func (s *Store) take(w *writer) {
 		}
 	}
 	w.group = append(w.group[:0], s.queue[:n]...)
+	batches := 0
+	for _, e := range w.group {
+		if e.batch {
+			batches++
+		}
+	}
+	s.queuedBatches -= batches
+	w.expect = 0
+	if batches <= gatherMaxBatches && oneEach(w.group) {
+		w.expect = batches
+	}
 	rest := copy(s.queue, s.queue[n:])
 	clear(s.queue[rest:])
 	s.queue = s.queue[:rest]
@@ -149,7 +238,10 @@ func (s *Store) commitGroup(w *writer) {
 	c.start, c.end = uint64(start), uint64(end)
 	c.dataCRC = dataCRC(w.data)
 	w.rec = appendCommit(w.rec[:0], c)
-	if err := s.write(w.data, w.rec); err != nil {
+	t := time.Now()
+	err := s.write(w.data, w.rec)
+	w.lastCommit = time.Since(t)
+	if err != nil {
 		s.finish(w, err, info, end)
 		return
 	}
