@@ -108,23 +108,22 @@ func (r *run) sendRange(ctx context.Context, cn *conn, round int, from int64) er
 	if cl, ok := src.(io.Closer); ok {
 		defer cl.Close()
 	}
-	// The window: a batch enters before it is written and leaves when its
-	// ack is read. A reader goroutine takes acks as they come, so their
-	// latency is measured when they arrive, whatever the sender is doing.
-	// The reader holds the batch whose ack it reads, out of the channel:
-	// the channel holds one fewer than the window (none at stop-and-wait;
-	// a channel of InFlight let InFlight+1 batches out, two at once for a
-	// client meant to wait for each ack).
-	window := make(chan inflight, c.opts.InFlight-1)
+	// The window: a batch takes a slot before it is written and frees it
+	// when its ack is read (a channel of batches alone let one more out:
+	// the reader holds the batch whose ack it reads out of the channel).
+	// The batches go to a reader goroutine in order, which takes acks as
+	// they come, so their latency is measured when they arrive, whatever
+	// the sender is doing.
+	win := &window{slots: make(chan struct{}, c.opts.InFlight), batches: make(chan inflight, c.opts.InFlight)}
 	bytes := newByteWindow()
 	readerDone := make(chan error, 1)
 	go func() {
 		defer bytes.stop()
-		readerDone <- r.readAcks(cn, window, bytes)
+		readerDone <- r.readAcks(cn, win, bytes)
 	}()
 
-	sendErr := r.writeBatches(ctx, cn, src, round, from, window, bytes)
-	close(window)
+	sendErr := r.writeBatches(ctx, cn, src, round, from, win, bytes)
+	close(win.batches)
 	ackErr := <-readerDone
 	if sendErr != nil || ackErr != nil {
 		// Whichever failed first is the cause; the other usually follows
@@ -137,9 +136,17 @@ func (r *run) sendRange(ctx context.Context, cn *conn, round int, from int64) er
 	return nil
 }
 
+// window bounds the batches written and not acknowledged.
+type window struct {
+	slots   chan struct{} // one taken per batch, freed when its ack is read
+	batches chan inflight // to the reader, in order; never full (a slot each)
+}
+
+func (w *window) full() bool { return len(w.slots) == cap(w.slots) }
+
 // writeBatches packs and writes the bets of src (which starts at stream
 // index from), entering each batch into the window first.
-func (r *run) writeBatches(ctx context.Context, cn *conn, src Source, round int, from int64, window chan<- inflight, bytes *byteWindow) error {
+func (r *run) writeBatches(ctx context.Context, cn *conn, src Source, round int, from int64, win *window, bytes *byteWindow) error {
 	c := r.c
 	ext := c.opts.Protocol == ProtocolLoteria
 	pk := &packer{agency: c.opts.Agency, maxBets: c.opts.MaxBets, maxFrame: wire.MaxAgencyFrame, src: src, index: from}
@@ -249,17 +256,23 @@ func (r *run) writeBatches(ctx context.Context, cn *conn, src Source, round int,
 			bytes.acquire(p.bytes)
 		}
 		select {
-		case window <- p:
+		case win.slots <- struct{}{}:
 		default:
 			if err := flush(); err != nil {
 				return endBatch(p, err)
 			}
 			select {
-			case window <- p:
+			case win.slots <- struct{}{}:
 			case <-ctx.Done():
 				return endBatch(p, ctx.Err())
 			}
 		}
+		if !paced {
+			// Unpaced, an ack's latency runs from the write, not from
+			// before the wait for room (which is the previous ack's).
+			p.due = c.clock.Now()
+		}
+		win.batches <- p
 		// The reader owns p now. Frames are coalesced into writes of up
 		// to coalesceBytes: one 600-byte segment per 10-bet batch, 256 in
 		// flight, filled the central's socket buffer with so many small
@@ -280,7 +293,7 @@ func (r *run) writeBatches(ctx context.Context, cn *conn, src Source, round int,
 		idx += int64(n)
 		pend.high = idx
 		// A full window waits for acks next: what it holds goes now.
-		if empty || paced || len(out) >= coalesceBytes || len(window) == cap(window) {
+		if empty || paced || len(out) >= coalesceBytes || win.full() {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -327,15 +340,16 @@ func (r *run) due(ctx context.Context, from int64) (time.Time, error) {
 // readAcks reads one ack per batch entering the window, in order, until
 // the window closes and is drained. On the first failure it closes the
 // connection (stopping the sender) and ends the remaining batches' spans.
-func (r *run) readAcks(cn *conn, window <-chan inflight, bytes *byteWindow) error {
+func (r *run) readAcks(cn *conn, win *window, bytes *byteWindow) error {
 	c := r.c
 	ext := c.opts.Protocol == ProtocolLoteria
 	var ackBuf []byte
 	var failed error
-	for p := range window {
+	for p := range win.batches {
 		if failed != nil {
 			bytes.release(p.bytes)
 			endBatch(p, errors.New("not acknowledged"))
+			<-win.slots
 			continue
 		}
 		cn.SetReadDeadline(time.Now().Add(c.opts.Timeout))
@@ -344,6 +358,7 @@ func (r *run) readAcks(cn *conn, window <-chan inflight, bytes *byteWindow) erro
 		if err != nil {
 			failed = endBatch(p, c.ioFail("read ack of batch "+strconv.FormatUint(p.seq, 10), err))
 			cn.Close()
+			<-win.slots
 			continue
 		}
 		ackBuf = payload
@@ -367,6 +382,7 @@ func (r *run) readAcks(cn *conn, window <-chan inflight, bytes *byteWindow) erro
 			failed = endBatch(p, c.fail(reasonErrorAck, fmt.Errorf("batch %d (%d bets): %w%s", p.seq, p.bets, err, hint)))
 			cn.Close()
 		}
+		<-win.slots
 	}
 	return failed
 }

@@ -84,12 +84,17 @@ func runPrebuilt(ctx context.Context, cfg Config, addr string, r *agencyRun, src
 		at   time.Time
 		bets int
 	}
-	// The reader holds the frame whose ack it reads, out of the channel:
-	// InFlight in all.
-	window := make(chan sent, cfg.InFlight-1)
+	// The window: a frame takes a slot before it is written and frees it
+	// when its ack is read; the reader gets the frames in order. A reader
+	// that stops at a failure closes readerDone, so the sender does not
+	// wait for a slot that never frees.
+	slots := make(chan struct{}, cfg.InFlight)
+	window := make(chan sent, cfg.InFlight)
 	acked := make(chan error, 1)
+	readerDone := make(chan struct{})
 	br := bufio.NewReaderSize(nc, 4096)
 	go func() {
+		defer close(readerDone)
 		buf := make([]byte, 0, 128)
 		for s := range window {
 			nc.SetReadDeadline(time.Now().Add(cfg.Timeout))
@@ -107,6 +112,7 @@ func runPrebuilt(ctx context.Context, cfg Config, addr string, r *agencyRun, src
 			onAck(time.Since(s.at), s.bets)
 			r.bets += int64(s.bets)
 			r.batches++
+			<-slots
 		}
 		acked <- nil
 	}()
@@ -124,13 +130,25 @@ func runPrebuilt(ctx context.Context, cfg Config, addr string, r *agencyRun, src
 			break
 		}
 		f := frames[i%len(frames)]
-		due := time.Now()
+		var due time.Time
 		if pace != nil {
 			if due, sendErr = pace(ctx, n); sendErr != nil {
 				break
 			}
 		}
-		window <- sent{at: due, bets: len(f.bets)}
+		stopped := false
+		select {
+		case slots <- struct{}{}:
+		case <-readerDone:
+			stopped = true // its error is the run's
+		}
+		if stopped {
+			break
+		}
+		if pace == nil {
+			due = time.Now() // unpaced, latency runs from the write, not from the wait for room
+		}
+		window <- sent{at: due, bets: len(f.bets)} // never blocks: a slot each
 		nc.SetWriteDeadline(time.Now().Add(cfg.Timeout))
 		if sendErr = wire.WriteFull(nc, f.bytes); sendErr != nil {
 			sendErr = &agency.Error{Reason: "connection", Err: fmt.Errorf("send a batch: %w", sendErr)}
