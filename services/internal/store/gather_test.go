@@ -291,3 +291,94 @@ func TestWriterDoesNotGatherForAPipeline(t *testing.T) {
 	g.openGate()
 	waitT(t, "agency 2's third", r)
 }
+
+func TestGatherFor(t *testing.T) {
+	for _, tt := range []struct{ last, want time.Duration }{
+		{0, 0},
+		{gatherMinCommit - 1, 0}, // no sync: not worth a wait
+		{gatherMinCommit, gatherMinCommit},
+		{300 * time.Microsecond, 300 * time.Microsecond},
+		{gatherMaxWait, gatherMaxWait},
+		{50 * time.Millisecond, gatherMaxWait}, // a slow disk: bounded
+	} {
+		if got := gatherFor(tt.last); got != tt.want {
+			t.Errorf("gatherFor(%v) = %v, want %v", tt.last, got, tt.want)
+		}
+	}
+}
+
+// gatherSetup leaves s after a group of three batches (agencies 2-4,
+// bets 0), as TestWriterGathersWhatTheLastGroupHad's first round does.
+func gatherSetup(t *testing.T, s *Store, g *gateFS) {
+	t.Helper()
+	g.shutGate()
+	r1 := submitT(t, s, 1, 0)
+	<-g.entered
+	rs := []*ledger.Receipt{submitT(t, s, 2, 0), submitT(t, s, 3, 0), submitT(t, s, 4, 0)}
+	g.openGate()
+	waitT(t, "agency 1", r1)
+	for _, r := range rs {
+		waitT(t, "agencies 2-4", r)
+		if r.Group.Batches != 3 {
+			t.Fatalf("setup: group %+v, want 3 batches", r.Group)
+		}
+	}
+}
+
+// What is not a batch (here an END) is not waited on, and ends a gather
+// under way: what follows it is a round's end, not more batches.
+func TestGatherEndsAtWhatIsNotABatch(t *testing.T) {
+	g := newGateFS()
+	s := openT(t, memPath, Options{FS: g})
+	defer closeT(t, s)
+	defer g.release()
+	setGatherWait(s, time.Hour)
+	gatherSetup(t, s, g)
+	gathers := watchGathers(s)
+
+	// An END alone after a group of three: committed at once.
+	g.drain()
+	g.shutGate()
+	end4, err := s.End(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.entered:
+	case want := <-gathers:
+		t.Fatalf("the writer waits to gather %d batches behind an END", want)
+	}
+	g.openGate()
+	waitT(t, "agency 4's END", end4)
+
+	// A group of two (agency 1's batch held in its sync while agencies 2
+	// and 3 queue theirs), then agency 2 alone: the writer gathers for
+	// two, and agency 3's END ends that gather.
+	g.drain()
+	g.shutGate()
+	r1 := submitT(t, s, 1, 1)
+	<-g.entered
+	r2, r3 := submitT(t, s, 2, 1), submitT(t, s, 3, 1)
+	g.openGate()
+	waitT(t, "agency 1", r1)
+	waitT(t, "agency 2", r2)
+	waitT(t, "agency 3", r3)
+	if r3.Group.Batches != 2 {
+		t.Fatalf("agencies 2 and 3 in group %+v, want 2 batches", r3.Group)
+	}
+	g.drain()
+	g.shutGate()
+	r := submitT(t, s, 2, 2)
+	expectGather(t, g, gathers, 2)
+	end3, err := s.End(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-g.entered // the gather ended: a commit began
+	g.openGate()
+	waitT(t, "agency 2's batch", r)
+	waitT(t, "agency 3's END", end3)
+	if r.Group.Seq != end3.Group.Seq {
+		t.Errorf("agency 2's batch in group %+v, agency 3's END in %+v: want one commit", r.Group, end3.Group)
+	}
+}
