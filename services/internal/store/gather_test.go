@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"io/fs"
 	"sync"
 	"testing"
@@ -111,6 +112,36 @@ func submitT(t *testing.T, s *Store, agency int, from int64) *ledger.Receipt {
 	return r
 }
 
+// bet is one batch of one bet to submit: agency's bet from.
+type bet struct {
+	agency int
+	from   int64
+}
+
+// groupBehind commits agency 1's bet from1 alone, its sync held while
+// the batches of next queue, so that they make the next group together;
+// it returns their receipts, durable.
+func groupBehind(t *testing.T, s *Store, g *gateFS, from1 int64, next ...bet) []*ledger.Receipt {
+	t.Helper()
+	g.drain()
+	g.shutGate()
+	r1 := submitT(t, s, 1, from1)
+	<-g.entered
+	rs := make([]*ledger.Receipt, len(next))
+	for i, b := range next {
+		rs[i] = submitT(t, s, b.agency, b.from)
+	}
+	g.openGate()
+	waitT(t, "agency 1", r1)
+	for i, r := range rs {
+		waitT(t, fmt.Sprintf("agency %d", next[i].agency), r)
+		if r.Group.Batches != len(next) || r.Group.Seq != rs[0].Group.Seq {
+			t.Fatalf("agency %d's batch in group %+v, the first's in %+v: want the %d queued together", next[i].agency, r.Group, rs[0].Group, len(next))
+		}
+	}
+	return rs
+}
+
 // watchGathers makes the writer say on the returned channel each time a
 // gather starts waiting, and for how many batches.
 func watchGathers(s *Store) <-chan int {
@@ -155,21 +186,8 @@ func TestWriterGathersWhatTheLastGroupHad(t *testing.T) {
 
 	// A group of one (agency 1) held in its sync while agencies 2-4 queue:
 	// the next group has their three batches.
-	g.shutGate()
-	r1 := submitT(t, s, 1, 0)
-	<-g.entered
+	groupBehind(t, s, g, 0, bet{2, 0}, bet{3, 0}, bet{4, 0})
 	var rs [5]*ledger.Receipt
-	for a := 2; a <= 4; a++ {
-		rs[a] = submitT(t, s, a, 0)
-	}
-	g.openGate()
-	waitT(t, "agency 1", r1)
-	for a := 2; a <= 4; a++ {
-		waitT(t, "first round", rs[a])
-		if got := rs[a].Group; got.Batches != 3 || got.Seq != rs[2].Group.Seq {
-			t.Fatalf("agency %d's first batch in group %+v, want the three queued ones together (agency 2's: %+v)", a, got, rs[2].Group)
-		}
-	}
 
 	// The three come back one at a time: the first is not committed alone.
 	gathers := watchGathers(s)
@@ -230,17 +248,7 @@ func TestCloseEndsAGather(t *testing.T) {
 	defer s.Close()
 	defer g.release()
 	setGatherWait(s, time.Hour)
-	g.shutGate()
-	r1 := submitT(t, s, 1, 0)
-	<-g.entered
-	r2, r3 := submitT(t, s, 2, 0), submitT(t, s, 3, 0)
-	g.openGate()
-	waitT(t, "agency 1", r1)
-	waitT(t, "agency 2", r2)
-	waitT(t, "agency 3", r3)
-	if r2.Group.Batches != 2 {
-		t.Fatalf("agencies 2 and 3 in group %+v, want 2 batches", r2.Group)
-	}
+	groupBehind(t, s, g, 0, bet{2, 0}, bet{3, 0})
 	gathers := watchGathers(s)
 	g.drain()
 	g.shutGate()
@@ -268,17 +276,7 @@ func TestWriterDoesNotGatherForAPipeline(t *testing.T) {
 	defer closeT(t, s)
 	defer g.release()
 	setGatherWait(s, time.Hour)
-	g.shutGate()
-	r1 := submitT(t, s, 1, 0)
-	<-g.entered
-	r2, r3 := submitT(t, s, 2, 0), submitT(t, s, 2, 1)
-	g.openGate()
-	waitT(t, "agency 1", r1)
-	waitT(t, "agency 2's first", r2)
-	waitT(t, "agency 2's second", r3)
-	if r3.Group.Batches != 2 || r3.Group.Seq != r2.Group.Seq {
-		t.Fatalf("agency 2's batches in groups %+v and %+v, want one of 2", r2.Group, r3.Group)
-	}
+	groupBehind(t, s, g, 0, bet{2, 0}, bet{2, 1})
 	gathers := watchGathers(s)
 	g.drain()
 	g.shutGate()
@@ -307,24 +305,6 @@ func TestGatherFor(t *testing.T) {
 	}
 }
 
-// gatherSetup leaves s after a group of three batches (agencies 2-4,
-// bets 0), as TestWriterGathersWhatTheLastGroupHad's first round does.
-func gatherSetup(t *testing.T, s *Store, g *gateFS) {
-	t.Helper()
-	g.shutGate()
-	r1 := submitT(t, s, 1, 0)
-	<-g.entered
-	rs := []*ledger.Receipt{submitT(t, s, 2, 0), submitT(t, s, 3, 0), submitT(t, s, 4, 0)}
-	g.openGate()
-	waitT(t, "agency 1", r1)
-	for _, r := range rs {
-		waitT(t, "agencies 2-4", r)
-		if r.Group.Batches != 3 {
-			t.Fatalf("setup: group %+v, want 3 batches", r.Group)
-		}
-	}
-}
-
 // What is not a batch (here an END) is not waited on, and ends a gather
 // under way: what follows it is a round's end, not more batches.
 func TestGatherEndsAtWhatIsNotABatch(t *testing.T) {
@@ -333,7 +313,7 @@ func TestGatherEndsAtWhatIsNotABatch(t *testing.T) {
 	defer closeT(t, s)
 	defer g.release()
 	setGatherWait(s, time.Hour)
-	gatherSetup(t, s, g)
+	groupBehind(t, s, g, 0, bet{2, 0}, bet{3, 0}, bet{4, 0})
 	gathers := watchGathers(s)
 
 	// An END alone after a group of three: committed at once.
@@ -354,18 +334,7 @@ func TestGatherEndsAtWhatIsNotABatch(t *testing.T) {
 	// A group of two (agency 1's batch held in its sync while agencies 2
 	// and 3 queue theirs), then agency 2 alone: the writer gathers for
 	// two, and agency 3's END ends that gather.
-	g.drain()
-	g.shutGate()
-	r1 := submitT(t, s, 1, 1)
-	<-g.entered
-	r2, r3 := submitT(t, s, 2, 1), submitT(t, s, 3, 1)
-	g.openGate()
-	waitT(t, "agency 1", r1)
-	waitT(t, "agency 2", r2)
-	waitT(t, "agency 3", r3)
-	if r3.Group.Batches != 2 {
-		t.Fatalf("agencies 2 and 3 in group %+v, want 2 batches", r3.Group)
-	}
+	groupBehind(t, s, g, 1, bet{2, 1}, bet{3, 1})
 	g.drain()
 	g.shutGate()
 	r := submitT(t, s, 2, 2)
