@@ -216,6 +216,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var running, finished, failed atomic.Int64
 	m.agencies.WithLabelValues("running").Set(float64(cfg.Agencies))
 
+	// The prebuilt mode's frames are built before the clock starts: built
+	// by each agency as it began (8,000 frames for 1,000 agencies: 0.57 s
+	// of one core), they delayed the first sends and took the cores the
+	// central was being measured on, and a paced 10 s run offering 1.7 M
+	// bets/s got 1.61 M.
+	var frames [][]frame
+	if cfg.Prebuilt {
+		frames = buildAllFrames(cfg)
+	}
 	start := time.Now()
 	var deadline time.Time
 	if cfg.Duration > 0 {
@@ -283,7 +292,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				if cfg.Rate > 0 {
 					pace = newPacer(cfg, i).wait
 				}
-				err := runPrebuilt(ctx, cfg, addr, r, src, deadline, pace, onAck)
+				err := runPrebuilt(ctx, cfg, addr, r, frames[i], src, deadline, pace, onAck)
 				r.done = time.Since(start)
 				finish(r, err)
 				return

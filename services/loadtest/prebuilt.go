@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/loteria/loteria/services/agency"
@@ -63,15 +65,36 @@ func buildFrames(cfg Config, agencyID int) []frame {
 	return frames
 }
 
+// buildAllFrames builds every agency's frames, on as many goroutines as
+// there are cores: frames[i] is agency cfg.FirstID+i-1's (frames[0] is
+// unused, as in Run's runs).
+func buildAllFrames(cfg Config) [][]frame {
+	frames := make([][]frame, cfg.Agencies+1)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), cfg.Agencies) {
+		wg.Go(func() {
+			for i := range next {
+				frames[i] = buildFrames(cfg, cfg.FirstID+i-1)
+			}
+		})
+	}
+	for i := 1; i <= cfg.Agencies; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return frames
+}
+
 // runPrebuilt is one agency of the prebuilt mode: a raw connection that
 // writes prebuilt frames (a window of cfg.InFlight unacknowledged) until
 // it has sent cfg.Bets bets (a timed run: until the deadline), then END, then reads
 // its winners. It costs the load side next to nothing per batch, so the
 // run measures the central. It fills r and src (the oracle of what it
 // sent) and calls onAck for each ack.
-func runPrebuilt(ctx context.Context, cfg Config, addr string, r *agencyRun, src *source, deadline time.Time,
+func runPrebuilt(ctx context.Context, cfg Config, addr string, r *agencyRun, frames []frame, src *source, deadline time.Time,
 	pace func(context.Context, int) (time.Time, error), onAck func(time.Duration, int)) error {
-	frames := buildFrames(cfg, r.id)
 	d := net.Dialer{Timeout: cfg.Timeout}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {

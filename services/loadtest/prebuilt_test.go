@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -45,7 +46,7 @@ func TestPrebuiltStopsAtAnErrorAck(t *testing.T) {
 			cfg := Config{Batch: 10, InFlight: inFlight, Bets: 100000, Timeout: 10 * time.Second, Seed: 1}
 			done := make(chan error, 1)
 			go func() {
-				done <- runPrebuilt(context.Background(), cfg, ln.Addr().String(), &agencyRun{id: 1}, &source{}, time.Time{}, nil,
+				done <- runPrebuilt(context.Background(), cfg, ln.Addr().String(), &agencyRun{id: 1}, buildFrames(cfg, 1), &source{}, time.Time{}, nil,
 					func(time.Duration, int) {})
 			}()
 			select {
@@ -59,5 +60,33 @@ func TestPrebuiltStopsAtAnErrorAck(t *testing.T) {
 			}
 			<-served
 		})
+	}
+}
+
+// TestBuildAllFrames: every agency gets its own frames, the ones
+// buildFrames makes for its id, whatever the first id.
+func TestBuildAllFrames(t *testing.T) {
+	for _, first := range []int{1, 7} {
+		cfg := Config{Agencies: 5, FirstID: first, Batch: 50, Seed: 3}
+		all := buildAllFrames(cfg)
+		if len(all) != cfg.Agencies+1 || all[0] != nil {
+			t.Fatalf("first id %d: %d entries, [0] = %v; want %d, nil", first, len(all), all[0] != nil, cfg.Agencies+1)
+		}
+		for i := 1; i <= cfg.Agencies; i++ {
+			id := first + i - 1
+			want := buildFrames(cfg, id)
+			if len(all[i]) != len(want) {
+				t.Fatalf("agency %d: %d frames, want %d", id, len(all[i]), len(want))
+			}
+			for k := range want {
+				if !bytes.Equal(all[i][k].bytes, want[k].bytes) {
+					t.Fatalf("agency %d frame %d differs from buildFrames(%d)", id, k, id)
+				}
+			}
+			h, _, err := wire.ReadBatch(all[i][0].bytes[wire.HeaderLen:])
+			if err != nil || h.Agency != id {
+				t.Fatalf("agency %d: its first frame's header says agency %d (%v)", id, h.Agency, err)
+			}
+		}
 	}
 }
