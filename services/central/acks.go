@@ -51,10 +51,9 @@ const queueCharge = 512
 // stop-and-wait ones, whose next frame the reader cannot see coming.)
 func (c *conn) pushAck(pb *pendingBatch) {
 	a := &c.acks
-	// Charged before it is queued, released when its ack is written: a
-	// refused or empty batch holds no rows, yet waits in the queue like
-	// any other behind an ack its peer does not read.
-	pb.charge = c.s.budget.acquire(queueCharge)
+	// pb.charge was paid with its frame and is released when its ack is
+	// written: a refused or empty batch holds no rows, yet waits in the
+	// queue like any other behind an ack its peer does not read.
 	a.wg.Add(1)
 	a.mu.Lock()
 	if !a.running {
@@ -158,7 +157,7 @@ func (c *conn) complete(pb *pendingBatch) {
 		default:
 			pb.refuse(resultStoreFailed, wire.CodeStoreFailed, "central could not store the batch: "+err.Error())
 		}
-		s.budget.release(pb.held)
+		pb.pool.release(pb.held)
 		pb.held, pb.rec = 0, nil
 	}
 	c.answer(pb)
@@ -219,9 +218,15 @@ func (c *conn) writeAcks() {
 		}
 	}
 	now := time.Now()
-	var charged int64
+	// Charges go back to the pool they came from: a connection's first
+	// batch is charged to the anonymous share, the rest to the main one.
+	var charged, anon int64
 	for i, pb := range a.answered {
-		charged += pb.charge
+		if pb.pool == s.anon {
+			anon += pb.charge
+		} else {
+			charged += pb.charge
+		}
 		observability.ObserveWithTrace(pb.ctx, s.m.batchDuration, now.Sub(pb.start).Seconds())
 		pb.span.End()
 		*pb = pendingBatch{}
@@ -230,6 +235,7 @@ func (c *conn) writeAcks() {
 		a.wg.Done()
 	}
 	s.budget.release(charged)
+	s.anon.release(anon)
 	a.answered = a.answered[:0]
 	a.out = a.out[:0]
 	if cap(a.out) > pooledCap {

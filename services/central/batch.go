@@ -26,8 +26,9 @@ type pendingBatch struct {
 	newBets int // bets not stored before (the rest are a resend)
 	round   *round
 	rec     *ledger.Receipt
-	held    int64 // bytes of the in-flight budget its rows hold
-	charge  int64 // what it pays the budget while queued (queueCharge)
+	pool    *budget // the budget its frame was charged to
+	held    int64   // bytes of the in-flight budget its rows hold
+	charge  int64   // what it pays the budget while queued (queueCharge)
 	// The outcome, once known (before the ledger for a refused batch).
 	result string
 	code   string
@@ -38,7 +39,7 @@ type pendingBatch struct {
 // is refused. Nothing of an invalid batch is stored; the ledger moves the
 // agency's mark past it so its later batches still fit. closeAfter is set
 // when the connection must end after this batch's answer.
-func (c *conn) batch(ctx context.Context, payload []byte) (pb *pendingBatch, closeAfter string) {
+func (c *conn) batch(ctx context.Context, payload []byte, ch *charge) (pb *pendingBatch, closeAfter string) {
 	s := c.s
 	pb = s.pools.pending.Get().(*pendingBatch)
 	*pb = pendingBatch{start: time.Now()}
@@ -142,7 +143,7 @@ func (c *conn) batch(ctx context.Context, payload []byte) (pb *pendingBatch, clo
 		}
 		return pb.refuse(result, code, bad.Error()), ""
 	}
-	pb.held = s.budget.acquire(int64(b.Bytes()))
+	pb.pool, pb.held = ch.pool, ch.spend(int64(b.Bytes()))
 	r, rec, err := s.rounds.admit(h.Agency, func(r *round) (*ledger.Receipt, error) {
 		rec, err := b.Submit()
 		if err == nil && len(winners) > 0 {
@@ -152,7 +153,7 @@ func (c *conn) batch(ctx context.Context, payload []byte) (pb *pendingBatch, clo
 	})
 	if err != nil {
 		b.Discard()
-		s.budget.release(pb.held)
+		pb.pool.release(pb.held)
 		pb.held = 0
 		return c.ledgerRefusal(pb, err), ""
 	}

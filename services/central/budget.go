@@ -1,18 +1,35 @@
 package central
 
-import "sync"
+import (
+	"errors"
+	"sync"
+	"time"
+)
 
 // budget bounds the bytes of batches held in memory between their frame
-// being read and their ack being written, across every connection, so a
-// crowd of agencies with deep pipelines cannot exhaust memory: a reader
-// that would go over waits (and TCP holds its agency back) until acks
-// free room.
+// being read and their ack being written, so a crowd of peers with deep
+// pipelines cannot exhaust memory: a reader that would go over waits (and
+// TCP holds its peer back) until acks free room.
+//
+// A frame pays, when its header is read, for everything it may hold until
+// its ack: its payload, the rows it may become and its place in the ack
+// queue (frameCharge). Nothing it does later waits for the budget again,
+// so no reader ever waits while holding a charge that only it can free:
+// with a payload charged first and its rows after, three readers of large
+// batches each held a payload and waited for rows for ever.
 type budget struct {
-	mu    sync.Mutex
-	cond  *sync.Cond
-	limit int64
-	used  int64
+	mu     sync.Mutex
+	cond   *sync.Cond
+	limit  int64
+	used   int64
+	closed bool
 }
+
+// errBudgetClosed: the central is shutting down.
+var errBudgetClosed = errors.New("central is shutting down")
+
+// errBudgetTimeout: no room within the wait's bound.
+var errBudgetTimeout = errors.New("no room in the in-flight budget in time")
 
 func newBudget(limit int64) *budget {
 	b := &budget{limit: limit}
@@ -20,17 +37,46 @@ func newBudget(limit int64) *budget {
 	return b
 }
 
-// acquire takes n bytes, waiting for room; it returns what it took, which
-// is at most the whole budget, so one oversized batch still goes alone.
-func (b *budget) acquire(n int64) int64 {
+// acquire takes n bytes, waiting for room until deadline (zero: no bound)
+// or until close. It returns what it took, which is at most the whole
+// budget, so one oversized frame still goes alone; on an error it took
+// nothing.
+func (b *budget) acquire(n int64, deadline time.Time) (int64, error) {
 	n = min(n, b.limit)
 	b.mu.Lock()
-	for b.used+n > b.limit {
+	defer b.mu.Unlock()
+	if b.used+n <= b.limit && !b.closed {
+		b.used += n // the common case: room at once, no timer
+		return n, nil
+	}
+	if !deadline.IsZero() {
+		t := time.AfterFunc(time.Until(deadline), func() {
+			b.mu.Lock()
+			b.cond.Broadcast()
+			b.mu.Unlock()
+		})
+		defer t.Stop()
+	}
+	for b.used+n > b.limit && !b.closed {
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			return 0, errBudgetTimeout
+		}
 		b.cond.Wait()
 	}
+	if b.closed {
+		return 0, errBudgetClosed
+	}
+	b.used += n
+	return n, nil
+}
+
+// take adds n bytes without waiting: only for what a frame turned out to
+// need beyond its charge, which only a frame clamped to the whole budget
+// can.
+func (b *budget) take(n int64) {
+	b.mu.Lock()
 	b.used += n
 	b.mu.Unlock()
-	return n
 }
 
 func (b *budget) release(n int64) {
@@ -41,4 +87,56 @@ func (b *budget) release(n int64) {
 	b.used -= n
 	b.mu.Unlock()
 	b.cond.Broadcast()
+}
+
+// close ends every wait, now and later, with errBudgetClosed.
+func (b *budget) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.cond.Broadcast()
+}
+
+// inUse is the bytes taken (tests, status).
+func (b *budget) inUse() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
+// rowsPerPayload bounds the rows a batch's payload can become, per payload
+// byte: a bet line "first;last;document;birthdate;number\n" is at least 19
+// bytes (a birthdate is 10), and its row adds the agency (at most 9 digits)
+// and a comma, and at worst doubles each name (every byte a '"' to escape)
+// and quotes it: row <= 2·line + 14 < 3·line.
+const rowsPerPayload = 3
+
+// frameCharge is what a frame of size payload bytes pays the budget when
+// its header is read.
+func frameCharge(size int) int64 {
+	return int64(size)*(1+rowsPerPayload) + queueCharge
+}
+
+// charge is what a frame has paid and not yet spent or given back.
+type charge struct {
+	pool *budget
+	left int64
+}
+
+// spend moves n bytes of the charge to what a batch holds until its ack,
+// taking from the pool without waiting what the charge lacks.
+func (c *charge) spend(n int64) int64 {
+	if n > c.left {
+		c.pool.take(n - c.left)
+		c.left = 0
+		return n
+	}
+	c.left -= n
+	return n
+}
+
+// refund gives back what the frame did not spend.
+func (c *charge) refund() {
+	c.pool.release(c.left)
+	c.left = 0
 }

@@ -174,30 +174,59 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 		if c.acks.unknown.Load() {
 			return closeOutcomeUnknown, errOutcomeUnknown
 		}
-		timeout := s.cfg.IdleTimeout
-		if c.frames == 0 {
-			timeout = s.cfg.HandshakeTimeout
+		// Until a connection has said which agency it is (a TLS
+		// certificate, a HELLO or a batch claiming its id), it has the
+		// handshake's time for each frame, however many it sent, frames
+		// of at most a seed client's size, and a share of the budget of
+		// its own: a crowd of anonymous peers cannot hold back the
+		// agencies (refused frames bought the idle timeout, and 4,096
+		// peers that announced 64 KiB and sent a byte held the whole
+		// budget for a minute).
+		timeout, maxFrame, pool, wait := s.cfg.IdleTimeout, s.cfg.MaxFrame, s.budget, time.Time{}
+		if c.agency == 0 {
+			timeout, maxFrame, pool = s.cfg.HandshakeTimeout, min(maxFrame, anonMaxFrame), s.anon
+			wait = time.Now().Add(s.cfg.HandshakeTimeout)
 		}
-		size, err := c.readHeader(timeout)
+		size, err := c.readHeader(timeout, maxFrame)
 		if err != nil {
+			if c.agency == 0 && errors.Is(err, wire.ErrFrameTooLarge) {
+				err = fmt.Errorf("%w (until the connection says which agency it is)", err)
+			}
 			return c.readFailed(err)
 		}
-		// The payload is charged to the in-flight budget before its
-		// buffer is taken, so a crowd of peers announcing large frames
-		// waits instead of exhausting memory.
-		held := s.budget.acquire(int64(size))
+		// The frame pays the budget for all it may hold before its buffer
+		// is taken, so a crowd of peers announcing large frames waits
+		// instead of exhausting memory, and nothing waits for the budget
+		// after this.
+		took, err := pool.acquire(frameCharge(size), wait)
+		if err != nil {
+			if errors.Is(err, errBudgetClosed) {
+				return closeShutdown, nil
+			}
+			return closeIdleTimeout, fmt.Errorf("no room to read a first frame within %s (the in-flight budget for connections that have not named their agency is spent)", s.cfg.HandshakeTimeout)
+		}
+		ch := charge{pool: pool, left: took}
+		// Once its header is in, a frame's payload has the handshake's
+		// time to arrive, not the idle timeout: a peer that announces a
+		// frame and trickles it holds its charge only that long.
+		if c.br.Buffered() < size && timeout > s.cfg.HandshakeTimeout {
+			c.nc.SetReadDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+		}
 		buf := s.pools.getBuf(size)
 		payload, err := wire.ReadPayload(c.br, *buf, size)
 		if err != nil {
 			s.pools.putBuf(buf)
-			s.budget.release(held)
+			ch.refund()
+			if errors.Is(err, os.ErrDeadlineExceeded) && !s.shuttingDown() && !c.replaced.Load() && !c.acks.unknown.Load() {
+				return closeIdleTimeout, fmt.Errorf("a frame of %d bytes announced did not arrive within %s", size, s.cfg.HandshakeTimeout)
+			}
 			return c.readFailed(err)
 		}
 		c.frames++
 		switch {
 		case wire.IsEnd(payload):
 			s.pools.putBuf(buf)
-			s.budget.release(held)
+			ch.refund()
 			if err := c.drainAcks(); err != nil {
 				return closeWriteError, err
 			}
@@ -208,14 +237,15 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 		case wire.IsHello(payload):
 			reason, err := c.hello(ctx, payload)
 			s.pools.putBuf(buf)
-			s.budget.release(held)
+			ch.refund()
 			if reason != "" {
 				return reason, err
 			}
 		default:
-			pb, closeAfter := c.batch(ctx, payload)
+			pb, closeAfter := c.batch(ctx, payload, &ch)
 			s.pools.putBuf(buf)
-			s.budget.release(held)
+			pb.pool, pb.charge = ch.pool, ch.spend(queueCharge)
+			ch.refund()
 			c.pushAck(pb)
 			if closeAfter != "" {
 				return closeAfter, nil
@@ -228,10 +258,10 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 // connection is idle: it returns its read buffer to the pool and waits
 // for the 8 header bytes with none, taking a buffer again for what
 // follows.
-func (c *conn) readHeader(timeout time.Duration) (int, error) {
+func (c *conn) readHeader(timeout time.Duration, maxFrame int) (int, error) {
 	c.nc.SetReadDeadline(time.Now().Add(timeout))
 	if c.br != nil && c.br.Buffered() > 0 {
-		return wire.ReadHeader(c.br, c.s.cfg.MaxFrame)
+		return wire.ReadHeader(c.br, maxFrame)
 	}
 	c.releaseReader()
 	n, err := io.ReadFull(c.nc, c.hdr[:])
@@ -247,8 +277,8 @@ func (c *conn) readHeader(timeout time.Duration) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if size > c.s.cfg.MaxFrame {
-		return 0, fmt.Errorf("%w: %d bytes declared, at most %d accepted", wire.ErrFrameTooLarge, size, c.s.cfg.MaxFrame)
+	if size > maxFrame {
+		return 0, fmt.Errorf("%w: %d bytes declared, at most %d accepted", wire.ErrFrameTooLarge, size, maxFrame)
 	}
 	c.br = c.s.pools.getReader(c.nc)
 	return size, nil
@@ -279,6 +309,9 @@ func (c *conn) readFailed(err error) (string, error) {
 		}
 		if c.frames == 0 {
 			return closeIdleTimeout, fmt.Errorf("no first frame within %s", s.cfg.HandshakeTimeout)
+		}
+		if c.agency == 0 {
+			return closeIdleTimeout, fmt.Errorf("no frame naming an agency within %s", s.cfg.HandshakeTimeout)
 		}
 		return closeIdleTimeout, fmt.Errorf("no frame for %s", s.cfg.IdleTimeout)
 	case errors.Is(err, wire.ErrBadHeader):

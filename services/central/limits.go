@@ -1,6 +1,10 @@
 package central
 
-import "time"
+import (
+	"time"
+
+	"github.com/loteria/loteria/services/internal/wire"
+)
 
 // Every limit of the central, in one place. Settings override the ones
 // with a Config field; the others are fixed.
@@ -37,6 +41,13 @@ const (
 	// for batches between their header being read and their ack written
 	// (payload buffers, then encoded rows).
 	DefaultInflightBytes = 256 << 20
+	// anonShare: connections that have not said which agency they are
+	// share 1/anonShare of the in-flight budget, apart from the agencies'.
+	anonShare = 4
+	// anonMaxFrame bounds their frames: what comes first is a HELLO or a
+	// seed client's batch, at most MaxAgencyFrame bytes.
+	anonMaxFrame = wire.MaxAgencyFrame
+
 	// DefaultStatusLogInterval is how often the central names, in its log,
 	// the agencies a round is still waiting for.
 	DefaultStatusLogInterval = 30 * time.Second

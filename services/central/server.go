@@ -156,9 +156,12 @@ type Server struct {
 	led    ledger.Ledger
 	rounds *rounds
 	budget *budget
-	pools  *pools
-	rules  *rulesClock
-	in     ingest
+	// anon is the budget of connections that have not said which agency
+	// they are yet: a fraction of the main one's size, apart from it.
+	anon  *budget
+	pools *pools
+	rules *rulesClock
+	in    ingest
 
 	ready atomic.Bool
 
@@ -196,6 +199,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		tracer:   deps.Tracer,
 		led:      deps.Ledger,
 		budget:   newBudget(cfg.MaxInflightBytes),
+		anon:     newBudget(cfg.MaxInflightBytes / anonShare),
 		pools:    newPools(cfg.MaxPipeline),
 		rules:    newRulesClock(cfg.Now),
 		conns:    make(map[*conn]struct{}),
@@ -204,6 +208,20 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		stop:     make(chan struct{}),
 	}
 	s.warn = newWarnings(deps.Logger)
+	if deps.Registerer != nil {
+		for _, p := range []struct {
+			name string
+			b    *budget
+		}{{"agencies", s.budget}, {"anonymous", s.anon}} {
+			deps.Registerer.MustRegister(
+				prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "loteria_inflight_bytes", ConstLabels: prometheus.Labels{"pool": p.name},
+					Help: "Bytes of the in-flight budget held now (frames being read, batches until their ack), by pool."},
+					func() float64 { return float64(p.b.inUse()) }),
+				prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "loteria_inflight_limit_bytes", ConstLabels: prometheus.Labels{"pool": p.name},
+					Help: "The in-flight budget's size, by pool."},
+					func() float64 { return float64(p.b.limit) }))
+		}
+	}
 	s.cfg.MaxConnections = capToFileLimit(s.cfg.MaxConnections, deps.Logger)
 	r, err := newRounds(s)
 	if err != nil {
@@ -464,6 +482,9 @@ func (s *Server) shutdown(ln *Listeners) error {
 	deadline := time.Now().Add(s.cfg.ShutdownTimeout)
 	s.ready.Store(false)
 	s.stopOnce.Do(func() { close(s.stop) })
+	// A reader waiting for budget has read no frame: it ends now.
+	s.budget.close()
+	s.anon.close()
 	if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		s.log.Warn("close listener", "err", err)
 	} else {

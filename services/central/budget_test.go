@@ -1,0 +1,154 @@
+package central_test
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/loteria/loteria/internal/testenv"
+	"github.com/loteria/loteria/services/central"
+	"github.com/loteria/loteria/services/internal/wire"
+)
+
+func inflight(t *testing.T, reg prometheus.Gatherer, pool string) float64 {
+	t.Helper()
+	return testutil.ToFloat64(counterWith(t, reg, "loteria_inflight_bytes", "pool", pool))
+}
+
+// TestAnonymousPeersDoNotHoldBackAgencies: peers that never say which
+// agency they are, announce frames and trickle them, spend only the
+// anonymous share of the in-flight budget; an agency already connected
+// keeps being served at once. (Before, 4,200 such peers held the whole
+// budget and every agency waited for them to time out.)
+func TestAnonymousPeersDoNotHoldBackAgencies(t *testing.T) {
+	const budget = 1 << 20
+	h := startCentral(t, central.Config{Agencies: 1, MaxInflightBytes: budget,
+		HandshakeTimeout: time.Minute, IdleTimeout: time.Minute})
+	good := dialRaw(t, h.addr)
+	good.send("1;0\n")
+	good.expect("success;Batch stored successfully.")
+
+	// More peers than the whole budget holds at 8,000 bytes each, each
+	// announcing 8,000 bytes and sending one.
+	peers := budget/8000 + 10
+	for range peers {
+		p := dialRaw(t, h.addr)
+		if _, err := p.nc.Write([]byte("00008000" + "1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	anonLimit := testutil.ToFloat64(counterWith(t, h.reg, "loteria_inflight_limit_bytes", "pool", "anonymous"))
+	if anonLimit <= 0 || anonLimit >= budget {
+		t.Fatalf("anonymous share %v bytes, want some part of %d", anonLimit, budget)
+	}
+	testenv.Eventually(t, 10*time.Second, "the anonymous share to be spent", func() bool {
+		return inflight(t, h.reg, "anonymous") > anonLimit-4*8000
+	})
+
+	good.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	good.send("1;1\nAna;Pérez;30904465;1999-03-17;7574\n")
+	good.expect("success;Batch stored successfully.")
+	if got := inflight(t, h.reg, "agencies"); got != 0 {
+		t.Errorf("agencies' in-flight bytes %v once the batch is acked, want 0", got)
+	}
+}
+
+// TestFrameTimeouts: a frame's payload has the handshake's time once its
+// header is in, even on an agency's connection (whose silence between
+// frames may last the idle timeout); an anonymous connection has it for
+// every frame, and a refused frame does not buy it the idle timeout. The
+// charge of a frame cut short is given back.
+func TestFrameTimeouts(t *testing.T) {
+	cases := []struct {
+		name  string
+		claim bool   // name agency 1 first
+		send  string // raw bytes after that; then nothing
+		ack   bool   // an error ack comes first
+	}{
+		{"trickled payload on an agency's connection", true, "00000100" + "1;1\nAna", false},
+		{"trickled payload, anonymous", false, "00000100" + "1;1\nAna", false},
+		{"nothing after a refused frame", false, "00000001" + "x", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startCentral(t, central.Config{Agencies: 1, HandshakeTimeout: 200 * time.Millisecond, IdleTimeout: 10 * time.Minute})
+			c := dialRaw(t, h.addr)
+			if tc.claim {
+				c.send("1;0\n")
+				c.expect("success;Batch stored successfully.")
+			}
+			if _, err := c.nc.Write([]byte(tc.send)); err != nil {
+				t.Fatal(err)
+			}
+			if tc.ack {
+				c.expectPrefix("error;")
+			}
+			c.nc.SetDeadline(time.Now().Add(10 * time.Second)) // the idle timeout is 10 min
+			c.expectClosed()
+			testenv.Eventually(t, 5*time.Second, "the close to be counted and the charge given back", func() bool {
+				return testutil.ToFloat64(counterWith(t, h.reg, "loteria_connections_closed_total", "reason", "idle_timeout")) == 1 &&
+					inflight(t, h.reg, "agencies") == 0 && inflight(t, h.reg, "anonymous") == 0
+			})
+		})
+	}
+}
+
+// TestLargeBatchesDoNotDeadlock: batches that together fill the in-flight
+// budget are all stored and acknowledged. With the payload charged when
+// its header was read and the rows when it had been parsed, three such
+// batches each held a payload and waited for rows for ever.
+func TestLargeBatchesDoNotDeadlock(t *testing.T) {
+	const frame = 1 << 20
+	h := startCentral(t, central.Config{Agencies: 3, MaxFrame: frame, MaxInflightBytes: 3 * frame})
+	var payloads []string
+	conns := make([]*rawConn, 3)
+	for i := range conns {
+		conns[i] = dialRaw(t, h.addr)
+		conns[i].send(fmt.Sprintf("%d;0\n", i+1))
+		conns[i].expect("success;Batch stored successfully.")
+		var b strings.Builder
+		n := 0
+		for {
+			line := fmt.Sprintf("Ana;Pérez;%d;1990-01-01;%d\n", 10000000+n, 1+n%9999)
+			if b.Len()+len(line)+16 > frame {
+				break
+			}
+			b.WriteString(line)
+			n++
+		}
+		payloads = append(payloads, fmt.Sprintf("%d;%d\n", i+1, n)+b.String())
+	}
+	// Every header first, so each is charged before any batch is parsed.
+	for i, c := range conns {
+		if _, err := fmt.Fprintf(c.nc, "%08d", len(payloads[i])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Go(func() {
+			c.nc.SetDeadline(time.Now().Add(20 * time.Second))
+			if _, err := c.nc.Write([]byte(payloads[i])); err != nil {
+				t.Error(err)
+				return
+			}
+			p, err := readFrame(c)
+			if err != nil || p != "success;Batch stored successfully." {
+				t.Errorf("agency %d: ack %q, %v; want success", i+1, p, err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// readFrame reads one frame's payload (for goroutines, which must not
+// call t.Fatal).
+func readFrame(c *rawConn) (string, error) {
+	p, err := wire.ReadFrame(c.br, nil, 1<<20)
+	return string(p), err
+}
