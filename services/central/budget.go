@@ -117,15 +117,20 @@ func frameCharge(size int) int64 {
 	return int64(size)*(1+rowsPerPayload) + queueCharge
 }
 
-// charge is what a frame has paid and not yet spent or given back.
+// charge is what a frame has paid and not yet spent or given back. A nil
+// pool is a frame that pays nothing (a small one of an anonymous peer).
 type charge struct {
 	pool *budget
 	left int64
 }
 
 // spend moves n bytes of the charge to what a batch holds until its ack,
-// taking from the pool without waiting what the charge lacks.
+// taking from the pool without waiting what the charge lacks. It returns
+// what the batch now holds of the pool: 0 for a frame that pays nothing.
 func (c *charge) spend(n int64) int64 {
+	if c.pool == nil {
+		return 0
+	}
 	if n > c.left {
 		c.pool.take(n - c.left)
 		c.left = 0
@@ -137,6 +142,9 @@ func (c *charge) spend(n int64) int64 {
 
 // refund gives back what the frame did not spend.
 func (c *charge) refund() {
+	if c.pool == nil {
+		return
+	}
 	c.pool.release(c.left)
 	c.left = 0
 }

@@ -23,36 +23,45 @@ func inflight(t *testing.T, reg prometheus.Gatherer, pool string) float64 {
 // TestAnonymousPeersDoNotHoldBackAgencies: peers that never say which
 // agency they are, announce frames and trickle them, spend only the
 // anonymous share of the in-flight budget; an agency already connected
-// keeps being served at once. (Before, 4,200 such peers held the whole
+// keeps being served at once, and a new one can still name itself. (Before, 4,200 such peers held the whole
 // budget and every agency waited for them to time out.)
 func TestAnonymousPeersDoNotHoldBackAgencies(t *testing.T) {
 	const budget = 1 << 20
-	h := startCentral(t, central.Config{Agencies: 1, MaxInflightBytes: budget,
+	h := startCentral(t, central.Config{Agencies: 2, MaxInflightBytes: budget,
 		HandshakeTimeout: time.Minute, IdleTimeout: time.Minute})
 	good := dialRaw(t, h.addr)
 	good.send("1;0\n")
 	good.expect("success;Batch stored successfully.")
 
-	// More peers than the whole budget holds at 8,000 bytes each, each
-	// announcing 8,000 bytes and sending one.
-	peers := budget/8000 + 10
-	for range peers {
-		p := dialRaw(t, h.addr)
-		if _, err := p.nc.Write([]byte("00008000" + "1")); err != nil {
-			t.Fatal(err)
-		}
-	}
 	anonLimit := testutil.ToFloat64(counterWith(t, h.reg, "loteria_inflight_limit_bytes", "pool", "anonymous"))
 	if anonLimit <= 0 || anonLimit >= budget {
 		t.Fatalf("anonymous share %v bytes, want some part of %d", anonLimit, budget)
 	}
+	// Frames whose charge (payload, three times it for rows, 512 B of
+	// queue: docs/PROTOCOL.md) fills the share eight times over exactly,
+	// so nothing is left of it; and more peers than the whole budget
+	// holds, each announcing such a frame and sending one byte.
+	size := (int(anonLimit)/8 - 512) / 4
+	peers := budget/size + 10
+	for range peers {
+		p := dialRaw(t, h.addr)
+		if _, err := fmt.Fprintf(p.nc, "%08d1", size); err != nil {
+			t.Fatal(err)
+		}
+	}
 	testenv.Eventually(t, 10*time.Second, "the anonymous share to be spent", func() bool {
-		return inflight(t, h.reg, "anonymous") > anonLimit-4*8000
+		return inflight(t, h.reg, "anonymous") == anonLimit
 	})
 
 	good.nc.SetDeadline(time.Now().Add(10 * time.Second))
 	good.send("1;1\nAna;Pérez;30904465;1999-03-17;7574\n")
 	good.expect("success;Batch stored successfully.")
+	// A new agency can still say who it is: a small frame of an
+	// anonymous peer pays nothing.
+	late := dialRaw(t, h.addr)
+	late.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	late.send("2;0\n")
+	late.expect("success;Batch stored successfully.")
 	if got := inflight(t, h.reg, "agencies"); got != 0 {
 		t.Errorf("agencies' in-flight bytes %v once the batch is acked, want 0", got)
 	}

@@ -198,14 +198,21 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 		// is taken, so a crowd of peers announcing large frames waits
 		// instead of exhausting memory, and nothing waits for the budget
 		// after this.
-		took, err := pool.acquire(frameCharge(size), wait)
-		if err != nil {
-			if errors.Is(err, errBudgetClosed) {
-				return closeShutdown, nil
+		var ch charge
+		// An anonymous peer's small frame (a HELLO, a short seed batch)
+		// pays nothing, so an agency can always say who it is, whatever a
+		// crowd of anonymous peers holds: like the read buffer, it is
+		// bounded by the connection cap (4.5 KiB at most, charged).
+		if c.agency != 0 || size > anonFreeFrame {
+			took, err := pool.acquire(frameCharge(size), wait)
+			if err != nil {
+				if errors.Is(err, errBudgetClosed) {
+					return closeShutdown, nil
+				}
+				return closeIdleTimeout, fmt.Errorf("no room to read a first frame within %s (the in-flight budget for connections that have not named their agency is spent)", s.cfg.HandshakeTimeout)
 			}
-			return closeIdleTimeout, fmt.Errorf("no room to read a first frame within %s (the in-flight budget for connections that have not named their agency is spent)", s.cfg.HandshakeTimeout)
+			ch = charge{pool: pool, left: took}
 		}
-		ch := charge{pool: pool, left: took}
 		// Once its header is in, a frame's payload has the handshake's
 		// time to arrive, not the idle timeout: a peer that announces a
 		// frame and trickles it holds its charge only that long.

@@ -47,6 +47,9 @@ const (
 	// anonMaxFrame bounds their frames: what comes first is a HELLO or a
 	// seed client's batch, at most MaxAgencyFrame bytes.
 	anonMaxFrame = wire.MaxAgencyFrame
+	// anonFreeFrame: their frames up to this size pay no budget (a HELLO
+	// is a few hundred bytes), so an agency can always name itself.
+	anonFreeFrame = 1 << 10
 
 	// DefaultStatusLogInterval is how often the central names, in its log,
 	// the agencies a round is still waiting for.
