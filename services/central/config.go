@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/loteria/loteria/services/internal/settings"
+	"github.com/loteria/loteria/services/internal/wire"
 )
 
 // ProgramConfig is the central program's whole configuration: the server's
@@ -72,7 +73,7 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 	s.String(&c.TLSKey, "tls-key", "tls.key", "the central certificate's private key (PEM)", "TLS_KEY")
 	s.String(&c.TLSCA, "tls-ca", "tls.ca", "the CA (PEM) that agencies' client certificates must be signed by", "TLS_CA")
 	s.Int(&c.Backlog, "backlog", "server.listenBacklog", "accepted for compatibility with the seed; Go uses the kernel's backlog", "SERVER_LISTEN_BACKLOG")
-	s.Int(&c.Server.Agencies, "clients", "barrier.clientCount", "agencies a round's barrier waits for (N >= 1)", "CLIENT_COUNT")
+	s.Int(&c.Server.Agencies, "clients", "barrier.clientCount", "agencies a round's barrier waits for (1..999999999)", "CLIENT_COUNT")
 	s.Int(&c.Rounds, "rounds", "rounds.count", "rounds to hold (1: the seed's one-shot run; 0: until stopped)", "ROUNDS")
 	s.Duration(&c.Server.RoundCutoff, "round-cutoff", "rounds.cutoff", "continuous mode: close a round's sales this long after it opened (0: off)", "ROUND_CUTOFF")
 	s.Duration(&c.Server.BarrierTimeout, "barrier-timeout", "barrier.timeout", "close a round this long after its first END even if agencies are missing (0: off)", "BARRIER_TIMEOUT")
@@ -100,6 +101,9 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 	switch {
 	case c.Server.Agencies < 1:
 		return nil, fmt.Errorf("CLIENT_COUNT %d: the barrier needs at least 1 agency", c.Server.Agencies)
+	case c.Server.Agencies > wire.MaxAgency:
+		return nil, fmt.Errorf("CLIENT_COUNT %d: at most %d, the largest agency id the protocol carries (%d digits); agencies above it could never send and the barrier would never close",
+			c.Server.Agencies, wire.MaxAgency, wire.AgencyDigits)
 	case c.Rounds < 0:
 		return nil, fmt.Errorf("ROUNDS %d: want 1 or more, or 0 for until stopped", c.Rounds)
 	case c.Server.RoundCutoff < 0 || c.Server.BarrierTimeout < 0:

@@ -285,6 +285,9 @@ func TestConfigValidation(t *testing.T) {
 		{"CLIENT_COUNT=0", nil, map[string]string{"CLIENT_COUNT": "0"}, []string{"CLIENT_COUNT", "clients"}, "0"},
 		{"CLIENT_COUNT=-1", nil, map[string]string{"CLIENT_COUNT": "-1"}, []string{"CLIENT_COUNT", "clients"}, "-1"},
 		{"--clients=0", []string{"--clients=0"}, nil, []string{"CLIENT_COUNT", "clients"}, "0"},
+		// Agency ids are at most 9 digits on the wire: agency 1,000,000,000 could never send.
+		{"CLIENT_COUNT beyond the wire's agency ids", nil, map[string]string{"CLIENT_COUNT": "1000000000"}, []string{"CLIENT_COUNT", "clients"}, "1000000000"},
+		{"CLIENT_COUNT=2000000000 names the limit", nil, map[string]string{"CLIENT_COUNT": "2000000000"}, []string{"CLIENT_COUNT", "clients"}, "999999999"},
 		{"CLIENT_COUNT not a number", nil, map[string]string{"CLIENT_COUNT": "five"}, []string{"environment CLIENT_COUNT="}, "five"},
 		{"SERVER_PORT=70000", nil, map[string]string{"SERVER_PORT": "70000"}, []string{"port", "SERVER_PORT"}, "70000"},
 		{"SERVER_PORT=65536", nil, map[string]string{"SERVER_PORT": "65536"}, []string{"port", "SERVER_PORT"}, "65536"},
@@ -329,6 +332,7 @@ func TestConfigValidBoundaries(t *testing.T) {
 		env  map[string]string
 	}{
 		{"one agency", map[string]string{"CLIENT_COUNT": "1"}},
+		{"the wire's largest agency id", map[string]string{"CLIENT_COUNT": "999999999"}},
 		{"port 65535", map[string]string{"SERVER_PORT": "65535"}},
 		{"frame at the header's limit", map[string]string{"MAX_FRAME_BYTES": "99999999"}},
 		{"frame of the seed's 8 KiB", map[string]string{"MAX_FRAME_BYTES": "8192"}},

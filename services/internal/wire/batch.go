@@ -36,6 +36,14 @@ const (
 // MaxTraceparentLen bounds the traceparent extension (W3C's is 55 bytes).
 const MaxTraceparentLen = 128
 
+// AgencyDigits is how many decimal digits an agency id has at most in a
+// batch header and a HELLO, so MaxAgency is the largest id the wire
+// carries: a setting that names a larger agency can never be sent.
+const (
+	AgencyDigits = 9
+	MaxAgency    = 999_999_999
+)
+
 // BatchHeader is the first line of a batch: the seed's two fields and our
 // optional extensions.
 type BatchHeader struct {
@@ -121,8 +129,8 @@ func parseHeaderLine(line []byte, h *BatchHeader) error {
 	}
 	count, rest, hasExt := bytes.Cut(rest, semi)
 	var err error
-	if h.Agency, err = decimal(agency, 9); err != nil {
-		return batchErr(1, "agency is not a number: %s", describeDecimal(agency, 9))
+	if h.Agency, err = decimal(agency, AgencyDigits); err != nil {
+		return batchErr(1, "agency is not a number: %s", describeDecimal(agency, AgencyDigits))
 	}
 	if h.Count, err = decimal(count, 9); err != nil {
 		return batchErr(1, "bet count is not a number: %s", describeDecimal(count, 9))

@@ -89,7 +89,7 @@ func ParseHello(p []byte) (Hello, error) {
 		case "v":
 			h.Version, err = kvInt(k, v, 4)
 		case "agency":
-			h.Agency, err = kvInt(k, v, 9)
+			h.Agency, err = kvInt(k, v, AgencyDigits)
 		case "round":
 			h.Round, err = kvInt(k, v, 9)
 		case "total":
@@ -155,7 +155,7 @@ func ParseWelcome(p []byte) (Welcome, error) {
 		case "v":
 			w.Version, err = kvInt(k, v, 4)
 		case "agency":
-			w.Agency, err = kvInt(k, v, 9)
+			w.Agency, err = kvInt(k, v, AgencyDigits)
 		case "round":
 			w.Round, err = kvInt(k, v, 9)
 		case "state":
