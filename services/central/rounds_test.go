@@ -1,7 +1,10 @@
 package central_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -254,5 +257,41 @@ func wait(t *testing.T, op func() (*ledger.Receipt, error)) {
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStatusBoundsTheAgencyLists: with CLIENT_COUNT at 20,000,000 /status
+// lists at most 100 ids of each kind and counts all of them (the whole
+// list was 268 MB of JSON, built in 3 s under the round's lock).
+func TestStatusBoundsTheAgencyLists(t *testing.T) {
+	const n = 20_000_000
+	h := startCentral(t, central.Config{Agencies: n})
+	for _, a := range []int{1, 3, n} {
+		c := dialRaw(t, h.addr)
+		c.send(fmt.Sprintf("%d;0\n", a))
+		c.expect(wire.AckSuccess)
+		c.send("END")
+	}
+	testenv.Eventually(t, 5*time.Second, "three ENDs to be recorded", func() bool { return h.srv.Status().FinishedCount == 3 })
+
+	rec := httptest.NewRecorder()
+	h.srv.StatusHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/status", nil))
+	body := rec.Body.Bytes()
+	var st central.Status
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatalf("/status: %v in %d bytes", err, len(body))
+	}
+	want := []int{2}
+	for a := 4; len(want) < 100; a++ {
+		want = append(want, a)
+	}
+	if !slices.Equal(st.Missing, want) || st.MissingCount != n-3 {
+		t.Errorf("missing %v (%d), want %v (%d)", st.Missing, st.MissingCount, want, n-3)
+	}
+	if !slices.Equal(st.Finished, []int{1, 3, n}) || st.FinishedCount != 3 || st.Expected != n {
+		t.Errorf("finished %v (%d) of %d, want [1 3 %d] (3) of %d", st.Finished, st.FinishedCount, st.Expected, n, n)
+	}
+	if len(body) > 8<<10 {
+		t.Errorf("/status answered %d bytes, want a few KiB whatever CLIENT_COUNT is", len(body))
 	}
 }

@@ -11,21 +11,26 @@ import (
 // stand and who the open round is still waiting for, so an operator sees
 // at once which agency is missing.
 type Status struct {
-	PID       int         `json:"pid"`
-	Round     int         `json:"round"`
-	State     string      `json:"state"`  // open, closed, drawn, finished
-	Rounds    int         `json:"rounds"` // to hold; 0: until stopped
-	Cutoff    string      `json:"cutoff,omitempty"`
-	Opened    time.Time   `json:"opened,omitzero"`
-	Expected  int         `json:"expected"`
-	Finished  []int       `json:"finished"`
-	Missing   []int       `json:"missing"`
-	Waiting   []int       `json:"waiting"`
-	Anonymous int         `json:"anonymous_ends,omitempty"`
-	RoundBets int64       `json:"round_bets"`
-	Connected int         `json:"connected"`
-	LastDraw  *DrawStatus `json:"last_draw,omitempty"`
-	Store     StoreStatus `json:"store"`
+	PID      int       `json:"pid"`
+	Round    int       `json:"round"`
+	State    string    `json:"state"`  // open, closed, drawn, finished
+	Rounds   int       `json:"rounds"` // to hold; 0: until stopped
+	Cutoff   string    `json:"cutoff,omitempty"`
+	Opened   time.Time `json:"opened,omitzero"`
+	Expected int       `json:"expected"`
+	// Finished and Missing are the lowest ids (at most 100 of each) of
+	// the agencies 1..Expected that have and have not sent END in the
+	// round; the counts are of all of them.
+	Finished      []int       `json:"finished"`
+	FinishedCount int         `json:"finished_count"`
+	Missing       []int       `json:"missing"`
+	MissingCount  int         `json:"missing_count"`
+	Waiting       []int       `json:"waiting"`
+	Anonymous     int         `json:"anonymous_ends,omitempty"`
+	RoundBets     int64       `json:"round_bets"`
+	Connected     int         `json:"connected"`
+	LastDraw      *DrawStatus `json:"last_draw,omitempty"`
+	Store         StoreStatus `json:"store"`
 }
 
 // DrawStatus describes the newest drawn round.
@@ -66,14 +71,11 @@ func (s *Server) Status() Status {
 		}
 		st.Opened = r.opened
 		st.RoundBets = r.bets.Load()
+		l := r.endLists(statusIDs)
+		st.Finished = append(st.Finished, l.finished...)
+		st.Missing = append(st.Missing, l.missing...)
+		st.FinishedCount, st.MissingCount = l.finishedCount, l.missingCount
 		r.mu.Lock()
-		for a := 1; a <= rs.expected; a++ {
-			if r.ended[a] {
-				st.Finished = append(st.Finished, a)
-			} else {
-				st.Missing = append(st.Missing, a)
-			}
-		}
 		st.Anonymous = r.anon
 		r.mu.Unlock()
 		st.Waiting = r.waitingAgencies()

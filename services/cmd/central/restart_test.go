@@ -221,8 +221,8 @@ func restartsExactlyOnce(t *testing.T, sig syscall.Signal) {
 			continue
 		}
 		st, err := status(metrics)
-		if err == nil && len(st.Finished) > finished {
-			finished = len(st.Finished)
+		if err == nil && st.FinishedCount > finished {
+			finished = st.FinishedCount
 			restart(fmt.Sprintf("after END %d", finished))
 			continue
 		}
