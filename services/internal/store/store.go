@@ -65,9 +65,12 @@ type Options struct {
 	SerialSync bool
 }
 
+// DefaultMaxGroupBytes is MaxGroupBytes when it is not set: the most one
+// batch's rows may hold, so a frame larger than it can never be stored.
+const DefaultMaxGroupBytes = 4 << 20
+
 const (
-	defaultMaxGroupBytes = 4 << 20
-	defaultQueueLen      = 4096
+	defaultQueueLen = 4096
 	// maxBatchBets bounds one batch, so that a group's counts fit the
 	// journal's u32 fields.
 	maxBatchBets = 1 << 20
@@ -141,7 +144,7 @@ func Open(path string, opts Options) (*Store, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.MaxGroupBytes <= 0 {
-		opts.MaxGroupBytes = defaultMaxGroupBytes
+		opts.MaxGroupBytes = DefaultMaxGroupBytes
 	}
 	opts.MaxGroupBytes = min(opts.MaxGroupBytes, math.MaxUint32)
 	if opts.QueueLen <= 0 {
