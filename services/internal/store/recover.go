@@ -78,6 +78,23 @@ type plan struct {
 // tail is the data bytes past the kept commit: quarantined.
 func (p *plan) tail() int64 { return p.dataSize - p.st.size }
 
+// notADirectory refuses a path that names a directory, before anything is
+// created: read as the bets file, a directory seemed to hold its own size
+// (4096 bytes) with no journal, and its lock and journal would have gone
+// inside it.
+func notADirectory(fsy fsys.FS, path string) error {
+	dir := path != "" && os.IsPathSeparator(path[len(path)-1])
+	if !dir {
+		fi, err := fsy.Stat(path)
+		dir = err == nil && fi.IsDir()
+	}
+	if dir {
+		return fmt.Errorf("store %s not opened: STORE_PATH %s is a directory: give the path of the bets file, e.g. %s",
+			path, path, filepath.Join(path, "bets.csv"))
+	}
+	return nil
+}
+
 // analyse reads the store's files and decides what recovery must do,
 // changing nothing.
 func analyse(fsy fsys.FS, path string) (*plan, error) {

@@ -171,6 +171,9 @@ func Open(path string, opts Options) (*Store, error) {
 	if noFsync {
 		s.log.Warn("THIS BINARY NEVER SYNCS: built with -tags loteria_nofsync, for measurement only; a power cut loses acknowledged bets", "path", path)
 	}
+	if err := notADirectory(s.fs, path); err != nil {
+		return nil, err
+	}
 	if err := s.fs.MkdirAll(filepath.Dir(path), dirMode); err != nil {
 		return nil, fmt.Errorf("store %s: create its directory: %w", path, err)
 	}

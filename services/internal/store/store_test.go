@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -479,4 +480,57 @@ func TestBatchBuffersBySize(t *testing.T) {
 	if c := cap(*b.(*batch).rows); c > 1024 {
 		t.Fatalf("a batch of 10 bets holds a buffer of %d bytes after batches of 5,000", c)
 	}
+}
+
+// TestOpenRefusesADirectory: a STORE_PATH that names a directory is
+// refused, saying what to give instead, and nothing is created (the lock
+// and the journal went inside the directory, and recovery took its size
+// for 4096 bytes of bets without a journal).
+func TestOpenRefusesADirectory(t *testing.T) {
+	tests := []struct {
+		name string
+		path func(root string) string
+	}{
+		{"an existing directory", func(root string) string { return filepath.Join(root, "data") }},
+		{"an existing directory with a slash", func(root string) string { return filepath.Join(root, "data") + string(filepath.Separator) }},
+		{"a directory that holds a store", func(root string) string { return filepath.Join(root, "held") }},
+		{"a new directory (a slash at the end)", func(root string) string { return filepath.Join(root, "new") + string(filepath.Separator) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			if err := os.Mkdir(filepath.Join(root, "data"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			closeT(t, openT(t, filepath.Join(root, "held", "bets.csv"), Options{}))
+			before := tree(t, root)
+			path := tt.path(root)
+			s, err := Open(path, Options{})
+			if err == nil {
+				s.Close()
+				t.Fatal("opened a directory as the bets file")
+			}
+			want := filepath.Join(path, "bets.csv")
+			if msg := err.Error(); !strings.Contains(msg, "is a directory") || !strings.Contains(msg, want) {
+				t.Errorf("error %q: want it to say the path is a directory and to suggest %s", msg, want)
+			}
+			if after := tree(t, root); !slices.Equal(before, after) {
+				t.Errorf("Open changed the tree: %v, was %v", after, before)
+			}
+		})
+	}
+}
+
+// tree lists every path under root.
+func tree(t *testing.T, root string) []string {
+	t.Helper()
+	var paths []string
+	err := filepath.WalkDir(root, func(p string, _ os.DirEntry, err error) error {
+		paths = append(paths, p)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return paths
 }
