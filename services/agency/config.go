@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"strconv"
 	"time"
 
 	"github.com/loteria/loteria/services/internal/settings"
+	"github.com/loteria/loteria/services/internal/wire"
 )
 
 // ProgramConfig is the agency program's whole configuration.
@@ -116,8 +118,8 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 		defaultConfig, required = v, true
 	}
 	s.FlagSet().StringVar(&c.ConfigFile, "config", defaultConfig, "YAML configuration file (env CLI_CONFIG; config.yaml is optional)")
-	s.Int(&c.ID, "id", "id", "agency number, 1..N", "CLI_ID")
-	s.String(&c.ServerAddress, "server", "server.address", "central address host:port", "CLI_SERVER_ADDRESS")
+	s.Int(&c.ID, "id", "id", "agency number, 1..N (N at most 999999999)", "CLI_ID")
+	s.String(&c.ServerAddress, "server", "server.address", "central address host:port (port 1..65535)", "CLI_SERVER_ADDRESS")
 	s.String(&c.DataPath, "data", "data.path", "bets file (default .data/agency-<id>.csv)", "CLI_DATA_PATH")
 	s.Int(&c.BatchMaxAmount, "batch-max", "batch.maxAmount", "bets per batch at most (frames never exceed 8 KiB)", "CLI_BATCH_MAXAMOUNT")
 	s.Int(&c.InFlight, "in-flight", "batch.inFlight", "batches sent before waiting for acks (1: stop-and-wait)", "CLI_BATCH_INFLIGHT")
@@ -163,6 +165,12 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 		// reads it there).
 		return nil, fmt.Errorf("agency id missing or below 1: set --id, CLI_ID or id in %s", c.ConfigFile)
 	}
+	if c.ID > wire.MaxAgency {
+		return nil, fmt.Errorf("agency id %d: at most %d, the largest agency id the protocol carries (%d digits); set --id, CLI_ID or id to the agency's number 1..N", c.ID, wire.MaxAgency, wire.AgencyDigits)
+	}
+	if err := checkServerAddress(c.ServerAddress); err != nil {
+		return nil, err
+	}
 	if c.DataPath == "" && c.ID >= 1 {
 		c.DataPath = fmt.Sprintf(".data/agency-%d.csv", c.ID)
 	}
@@ -203,6 +211,25 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 		}
 	}
 	return c, nil
+}
+
+// checkServerAddress refuses a central address that no dial can use, at
+// start: dialling it failed the same way on every attempt, retried with
+// backoff for the whole retry budget (5 minutes by default).
+func checkServerAddress(addr string) error {
+	const want = "want host:port, such as 127.0.0.1:12345 (set --server, CLI_SERVER_ADDRESS or server.address)"
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		why := err.Error()
+		if ae, ok := errors.AsType[*net.AddrError](err); ok {
+			why = ae.Err // without the address, which the message quotes once
+		}
+		return fmt.Errorf("server address %q: %s; %s", addr, why, want)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("server address %q: port %q is not a number 1..65535; %s", addr, port, want)
+	}
+	return nil
 }
 
 // SetID sets the agency id read from its certificate (when --id was not

@@ -468,6 +468,20 @@ func TestConfigValidation(t *testing.T) {
 		{"retry max below base", []string{"--retry-base=2s", "--retry-max=1s"}, nil, true, []string{"retry max", "1s", "2s"}, ""},
 		{"retry budget zero", []string{"--retry-budget=0s"}, nil, true, []string{"retry budget"}, ""},
 		{"dial attempts negative", []string{"--dial-attempts=-1"}, nil, true, []string{"dial attempts"}, ""},
+		// An id of more than 9 digits cannot be sent in a batch header or a HELLO.
+		{"CLI_ID beyond the wire's agency ids", nil, map[string]string{"CLI_ID": "9999999999"}, true, []string{"9999999999", "999999999", "CLI_ID"}, ""},
+		{"CLI_ID=1000000000", nil, map[string]string{"CLI_ID": "1000000000"}, true, []string{"1000000000", "999999999"}, ""},
+		{"CLI_ID at the wire's limit", nil, map[string]string{"CLI_ID": "999999999"}, false, nil, "loteria"},
+		// A server address no dial can use is a configuration error, not a retry.
+		{"CLI_SERVER_ADDRESS without a port", nil, map[string]string{"CLI_SERVER_ADDRESS": "nohostport"}, true, []string{"nohostport", "missing port", "host:port", "CLI_SERVER_ADDRESS"}, ""},
+		{"--server empty", []string{"--server="}, nil, true, []string{"missing port", "--server"}, ""},
+		{"IPv6 without brackets", nil, map[string]string{"CLI_SERVER_ADDRESS": "::1"}, true, []string{"::1", "too many colons", "host:port"}, ""},
+		{"port 0", nil, map[string]string{"CLI_SERVER_ADDRESS": "central:0"}, true, []string{"central:0", "1..65535"}, ""},
+		{"port 65536", nil, map[string]string{"CLI_SERVER_ADDRESS": "central:65536"}, true, []string{"65536", "1..65535"}, ""},
+		{"port by name", nil, map[string]string{"CLI_SERVER_ADDRESS": "central:http"}, true, []string{"http", "1..65535"}, ""},
+		{"port 65535", nil, map[string]string{"CLI_SERVER_ADDRESS": "central:65535"}, false, nil, "loteria"},
+		{"IPv6 in brackets", nil, map[string]string{"CLI_SERVER_ADDRESS": "[::1]:12345"}, false, nil, "loteria"},
+		{"no host (this machine)", nil, map[string]string{"CLI_SERVER_ADDRESS": ":12345"}, false, nil, "loteria"},
 		{"generate with bets per round", []string{"--round-data=generate", "--bets-per-round=10"}, nil, false, nil, "loteria"},
 	}
 	for _, tt := range tests {

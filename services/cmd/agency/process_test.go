@@ -124,6 +124,9 @@ func TestExitCodes(t *testing.T) {
 		},
 		{name: "bad rounds", args: []string{"--data", path, "--rounds=-1"}, wantCode: 2, wantStderr: []string{"rounds"}},
 		{name: "bad rate", args: []string{"--data", path, "--rate=fast"}, wantCode: 2, wantStderr: []string{"rate"}},
+		// Retried for the whole retry budget (5 minutes) before it was a configuration error.
+		{name: "server without a port", args: []string{"--data", path, "--server=nohostport"}, wantCode: 2, wantStderr: []string{"nohostport", "missing port", "host:port"}},
+		{name: "id the wire cannot carry", args: []string{"--data", path, "--id=9999999999"}, wantCode: 2, wantStderr: []string{"9999999999", "999999999"}},
 		{name: "missing file", args: []string{"--data", filepath.Join(t.TempDir(), "none.csv")}, wantCode: 1, wantStderr: []string{"none.csv"}},
 	}
 	for _, tt := range tests {
