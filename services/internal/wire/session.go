@@ -83,11 +83,13 @@ func ParseHello(p []byte) (Hello, error) {
 	if !IsHello(p) {
 		return h, errors.New("not a HELLO")
 	}
+	hasVersion := false
 	err := eachKV(p[len(helloPrefix):], func(k string, v []byte) error {
 		var err error
 		switch k {
 		case "v":
 			h.Version, err = kvInt(k, v, 4)
+			hasVersion = true
 		case "agency":
 			h.Agency, err = kvInt(k, v, AgencyDigits)
 		case "round":
@@ -108,8 +110,10 @@ func ParseHello(p []byte) (Hello, error) {
 		return h, err
 	}
 	switch {
-	case h.Version < 1:
+	case !hasVersion:
 		return h, errors.New("HELLO without a version v=")
+	case h.Version < 1:
+		return h, fmt.Errorf("HELLO v=%d: version %d is not supported; versions start at 1 (the central speaks 1..%d)", h.Version, h.Version, Version)
 	case h.Agency < 1:
 		return h, errors.New("HELLO without an agency=")
 	case h.Fingerprint == "":
