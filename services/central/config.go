@@ -80,7 +80,7 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 	s.Duration(&c.Server.BarrierTimeout, "barrier-timeout", "barrier.timeout", "close a round this long after its first END even if agencies are missing (0: off)", "BARRIER_TIMEOUT")
 	s.Bool(&c.Server.AllowAnonymousEnd, "allow-anonymous-end", "barrier.allowAnonymousEnd", "count END from a plaintext connection that never named its agency (a seed client with an empty file); unsafe", "ALLOW_ANONYMOUS_END")
 	s.String(&c.StorePath, "store", "store.path", "the bets file (seed CSV format); its journal and lock sit beside it", "STORE_PATH")
-	s.Int(&c.Server.MaxFrame, "max-frame", "server.maxFrameBytes", "largest frame payload accepted, in bytes (64.."+strconv.Itoa(store.DefaultMaxGroupBytes)+", the store's bound on one batch)", "MAX_FRAME_BYTES")
+	s.Int(&c.Server.MaxFrame, "max-frame", "server.maxFrameBytes", "largest frame payload accepted, in bytes (64.."+strconv.Itoa(MaxFrameLimit)+": a batch's rows, up to three times its size, must fit the store's 4 MiB bound on one batch)", "MAX_FRAME_BYTES")
 	s.Duration(&c.Server.IdleTimeout, "idle-timeout", "server.idleTimeout", "drop a peer silent this long while a frame is due", "IDLE_TIMEOUT")
 	s.Duration(&c.Server.HandshakeTimeout, "handshake-timeout", "server.handshakeTimeout", "bound on the TLS handshake and the wait for a connection's first frame", "HANDSHAKE_TIMEOUT")
 	s.Int(&c.Server.MaxConnections, "max-connections", "server.maxConnections", "connections served at once (lowered to fit the file descriptor limit)", "MAX_CONNECTIONS")
@@ -110,10 +110,10 @@ func LoadConfig(args []string, getenv func(string) string, out io.Writer) (*Prog
 	case c.Server.RoundCutoff < 0 || c.Server.BarrierTimeout < 0:
 		return nil, errors.New("ROUND_CUTOFF and BARRIER_TIMEOUT: want a positive duration such as 60s, or 0 for off")
 	case c.Server.MaxFrame < 64:
-		return nil, fmt.Errorf("MAX_FRAME_BYTES %d: want 64..%d", c.Server.MaxFrame, store.DefaultMaxGroupBytes)
-	case c.Server.MaxFrame > store.DefaultMaxGroupBytes:
-		return nil, fmt.Errorf("MAX_FRAME_BYTES %d: at most %d, the most the store takes in one batch: a larger batch would be refused with store_failed, which agencies retry, so its bets would never be stored",
-			c.Server.MaxFrame, store.DefaultMaxGroupBytes)
+		return nil, fmt.Errorf("MAX_FRAME_BYTES %d: want 64..%d", c.Server.MaxFrame, MaxFrameLimit)
+	case c.Server.MaxFrame > MaxFrameLimit:
+		return nil, fmt.Errorf("MAX_FRAME_BYTES %d: at most %d: a batch's rows can be three times its size and the store takes at most %d bytes of them in one batch; a larger batch would be refused with store_failed, which agencies retry, so its bets would never be stored",
+			c.Server.MaxFrame, MaxFrameLimit, store.DefaultMaxGroupBytes)
 	case c.Server.MaxConnections < 1:
 		return nil, fmt.Errorf("max connections %d: want at least 1", c.Server.MaxConnections)
 	case c.Server.MaxConnectionsPerAddress < 0:

@@ -306,8 +306,10 @@ func TestConfigValidation(t *testing.T) {
 		{"--max-frame=-1", []string{"--max-frame=-1"}, nil, []string{"max frame", "max-frame", "MAX_FRAME_BYTES"}, "-1"},
 		// The header is 8 ASCII digits: no payload can be longer than 99,999,999.
 		{"MAX_FRAME_BYTES beyond the header", nil, map[string]string{"MAX_FRAME_BYTES": "100000000"}, []string{"max frame", "max-frame", "MAX_FRAME_BYTES"}, "100000000"},
-		// The store refuses a batch of more than 4 MiB of rows (store.DefaultMaxGroupBytes).
-		{"MAX_FRAME_BYTES beyond the store's batch", nil, map[string]string{"MAX_FRAME_BYTES": "4194305"}, []string{"max frame", "max-frame", "MAX_FRAME_BYTES"}, "4194305"},
+		// The store refuses a batch of more than 4 MiB of rows (store.DefaultMaxGroupBytes),
+		// and rows can be three times the payload: at most 1 MiB (MaxFrameLimit).
+		{"MAX_FRAME_BYTES beyond the store's batch", nil, map[string]string{"MAX_FRAME_BYTES": "1048577"}, []string{"max frame", "max-frame", "MAX_FRAME_BYTES"}, "1048577"},
+		{"MAX_FRAME_BYTES at the old 4 MiB bound", nil, map[string]string{"MAX_FRAME_BYTES": "4194304"}, []string{"max frame", "max-frame", "MAX_FRAME_BYTES"}, "1048576"},
 		{"MAX_FRAME_BYTES=99999999 says why", nil, map[string]string{"MAX_FRAME_BYTES": "99999999"}, []string{"store"}, "4194304"},
 		{"MAX_CONNECTIONS=0", nil, map[string]string{"MAX_CONNECTIONS": "0"}, []string{"max connections", "max-connections", "MAX_CONNECTIONS"}, "0"},
 		{"PPROF_ENABLED not a bool", nil, map[string]string{"PPROF_ENABLED": "sometimes"}, []string{"environment PPROF_ENABLED="}, "sometimes"},
@@ -337,7 +339,7 @@ func TestConfigValidBoundaries(t *testing.T) {
 		{"one agency", map[string]string{"CLIENT_COUNT": "1"}},
 		{"the wire's largest agency id", map[string]string{"CLIENT_COUNT": "999999999"}},
 		{"port 65535", map[string]string{"SERVER_PORT": "65535"}},
-		{"frame at the store's limit", map[string]string{"MAX_FRAME_BYTES": "4194304"}},
+		{"frame at its limit", map[string]string{"MAX_FRAME_BYTES": "1048576"}},
 		{"frame of the seed's 8 KiB", map[string]string{"MAX_FRAME_BYTES": "8192"}},
 		{"one connection", map[string]string{"MAX_CONNECTIONS": "1"}},
 		{"1ns timeouts", map[string]string{"IDLE_TIMEOUT": "1ns", "SHUTDOWN_TIMEOUT": "1ns"}},

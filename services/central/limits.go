@@ -3,8 +3,13 @@ package central
 import (
 	"time"
 
+	"github.com/loteria/loteria/services/internal/store"
 	"github.com/loteria/loteria/services/internal/wire"
 )
+
+// The rows of a frame of MaxFrameLimit bytes fit the store's bound on one
+// batch (a negative array length here does not compile).
+var _ [store.DefaultMaxGroupBytes - rowsPerPayload*MaxFrameLimit]struct{}
 
 // Every limit of the central, in one place. Settings override the ones
 // with a Config field; the others are fixed.
@@ -15,6 +20,11 @@ const (
 	// DefaultMaxFrame bounds a frame's payload; checked on the header,
 	// before anything is allocated or read.
 	DefaultMaxFrame = 64 << 10
+	// MaxFrameLimit is the most MAX_FRAME_BYTES may be: a batch's rows
+	// are under rowsPerPayload times its payload, and the store takes at
+	// most store.DefaultMaxGroupBytes of rows in one batch (a larger one
+	// is refused with store_failed, which agencies retry for ever).
+	MaxFrameLimit = 1 << 20
 	// DefaultIdleTimeout drops a peer silent this long while a frame is
 	// due. Agencies waiting at the barrier are not idle: they are watched
 	// for departure instead.
