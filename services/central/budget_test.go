@@ -161,3 +161,30 @@ func readFrame(c *rawConn) (string, error) {
 	p, err := wire.ReadFrame(c.br, nil, 1<<20)
 	return string(p), err
 }
+
+// TestAnonymousFrameSize: until a connection says which agency it is, a
+// frame is at most a seed client's 8 KiB, and the refusal says what to do;
+// once it has, MAX_FRAME_BYTES holds.
+func TestAnonymousFrameSize(t *testing.T) {
+	h := startCentral(t, central.Config{Agencies: 1})
+	var b strings.Builder
+	n := 0
+	for b.Len() < 9000 {
+		fmt.Fprintf(&b, "Ana;Pérez;%d;1990-01-01;%d\n", 20000000+n, 1+n)
+		n++
+	}
+	batch := fmt.Sprintf("1;%d\n", n) + b.String()
+
+	anon := dialRaw(t, h.addr)
+	anon.send(batch)
+	if msg := anon.expectPrefix("error;"); !strings.Contains(msg, "8192") || !strings.Contains(msg, "HELLO") {
+		t.Errorf("refusal %q does not give the limit and what to send first", msg)
+	}
+	anon.expectClosed()
+
+	named := dialRaw(t, h.addr)
+	named.send("1;0\n")
+	named.expect("success;Batch stored successfully.")
+	named.send(batch)
+	named.expect("success;Batch stored successfully.")
+}

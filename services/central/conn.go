@@ -190,7 +190,7 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 		size, err := c.readHeader(timeout, maxFrame)
 		if err != nil {
 			if c.agency == 0 && errors.Is(err, wire.ErrFrameTooLarge) {
-				err = fmt.Errorf("%w (until the connection says which agency it is)", err)
+				err = fmt.Errorf("%w until the connection says which agency it is: send a HELLO or an empty batch \"<agency>;0\" first", err)
 			}
 			return c.readFailed(err)
 		}
