@@ -157,7 +157,7 @@ func TestDemo(t *testing.T) {
 		if code := s.wait(t); code == 0 {
 			t.Fatalf("demo succeeded with a central that cannot start\n%s", s.output())
 		}
-		for _, w := range []string{"demo: the central exited (status 2) before it was ready", "  | central: max frame 1 bytes"} {
+		for _, w := range []string{"demo: the central exited (status 2) before it was ready", "  | central: MAX_FRAME_BYTES 1: want 64.."} {
 			if !strings.Contains(s.Stderr(), w) {
 				t.Errorf("stderr lacks %q\n%s", w, s.output())
 			}
