@@ -38,15 +38,18 @@ func newBudget(limit int64) *budget {
 }
 
 // acquire takes n bytes, waiting for room until deadline (zero: no bound)
-// or until close. It returns what it took, which is at most the whole
+// or until close (room at once is taken even then). It returns what it took, which is at most the whole
 // budget, so one oversized frame still goes alone; on an error it took
 // nothing.
 func (b *budget) acquire(n int64, deadline time.Time) (int64, error) {
 	n = min(n, b.limit)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.used+n <= b.limit && !b.closed {
-		b.used += n // the common case: room at once, no timer
+	if b.used+n <= b.limit {
+		// The common case: room at once, no timer. (Even once closed: a
+		// frame read at shutdown is answered that the central is
+		// shutting down, not dropped.)
+		b.used += n
 		return n, nil
 	}
 	if !deadline.IsZero() {

@@ -1,7 +1,9 @@
 package central_test
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -187,4 +189,121 @@ func TestAnonymousFrameSize(t *testing.T) {
 	named.expect("success;Batch stored successfully.")
 	named.send(batch)
 	named.expect("success;Batch stored successfully.")
+}
+
+// TestAnonymousRefusalsDoNotPipeline: a peer whose batches name no agency
+// of the central stays anonymous, and its small frames pay no budget; it
+// gets one refusal at a time, so one that never reads its acks holds one
+// batch, not a pipeline of them (a review found 1,302 taken in). Over
+// net.Pipe, a write finishes only when the central has read it.
+func TestAnonymousRefusalsDoNotPipeline(t *testing.T) {
+	ln := newPipeListener()
+	startCentral(t, central.Config{Agencies: 1}, withListener(ln))
+	nc := ln.dial(t)
+	payload := "0;1\nAna;Pérez;12a;1990-01-01;5\n" // agency 0: refused, and the connection stays anonymous
+	frame := []byte(fmt.Sprintf("%08d%s", len(payload), payload))
+	sent := 0
+	for sent < 2*central.DefaultMaxPipeline {
+		// The central stops reading when it waits for the ack it cannot
+		// write; a write it does not take within a second shows where.
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := nc.Write(frame); errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		sent++
+	}
+	if sent > 2 {
+		t.Fatalf("the central took in %d refused batches of an anonymous peer that reads no ack, want at most 2", sent)
+	}
+}
+
+// TestBudgetComesBackToZero drives sequences that end a frame or a
+// connection early and checks that every charge goes back, to its pool:
+// both pools hold nothing once the connections are gone, and nothing after
+// a shutdown with frames in flight.
+func TestBudgetComesBackToZero(t *testing.T) {
+	h := startCentral(t, central.Config{Agencies: 3, HandshakeTimeout: 500 * time.Millisecond})
+	big := func(agency, bytes, from int) string {
+		var b strings.Builder
+		n := 0
+		for b.Len() < bytes {
+			fmt.Fprintf(&b, "Ana;Pérez;%d;1990-01-01;%d\n", 30000000+from+n, 1+n)
+			n++
+		}
+		return fmt.Sprintf("%d;%d\n", agency, n) + b.String()
+	}
+	zero := func(what string) {
+		t.Helper()
+		testenv.Eventually(t, 10*time.Second, what+": both pools back to 0", func() bool {
+			return inflight(t, h.reg, "agencies") == 0 && inflight(t, h.reg, "anonymous") == 0
+		})
+	}
+	charged := func(what, pool string) {
+		t.Helper()
+		testenv.Eventually(t, 10*time.Second, what+": a charge in "+pool, func() bool { return inflight(t, h.reg, pool) > 0 })
+	}
+
+	a := dialRaw(t, h.addr)
+	a.send("garbage")
+	a.expectPrefix("error;")
+	a.send(big(9, 4000, 0)) // no such agency: refused, still anonymous
+	a.expectPrefix("error;")
+	a.nc.Close()
+	zero("anonymous refusals")
+
+	n := dialRaw(t, h.addr)
+	n.send(big(1, 4000, 0)) // names agency 1, charged to the anonymous share
+	n.expect("success;Batch stored successfully.")
+	n.send(big(1, 30000, 1000))
+	n.expect("success;Batch stored successfully.")
+	n.send("1;1\nAna;Pérez;12a;1990-01-01;5\n")
+	n.expectPrefix("error;")
+	n.send(big(2, 3000, 5000)) // another agency's batch
+	n.expectPrefix("error;")
+	n.send("1;1;from=999999\nAna;Pérez;1;1990-01-01;5\n") // a gap
+	n.expectPrefix("error;")
+	d := dialRaw(t, h.addr)
+	d.send(big(1, 4000, 9000)) // agency 1 is connected
+	d.expectPrefix("error;")
+	d.expectClosed()
+	n.send(string(wire.AppendHello(nil, wire.Hello{Version: 1, Agency: 1, Fingerprint: "ab", Total: -1}))) // HELLO not first
+	n.expectPrefix("error;")
+	n.expectClosed()
+	zero("an agency's refusals")
+
+	m := dialRaw(t, h.addr)
+	fmt.Fprintf(m.nc, "%08d%s", 5000, "1;1\nAna") // anonymous, cut short
+	charged("anonymous frame cut short", "anonymous")
+	m.nc.Close()
+	hold := dialRaw(t, h.addr)
+	hold.send("2;0\n")
+	hold.expect("success;Batch stored successfully.")
+	fmt.Fprintf(hold.nc, "%08d%s", 50000, "2;1\nAna") // an agency's, cut short
+	charged("agency's frame cut short", "agencies")
+	hold.nc.Close()
+	zero("frames cut short")
+
+	var conns []*rawConn
+	for range 3 {
+		c := dialRaw(t, h.addr)
+		fmt.Fprintf(c.nc, "%08d%s", 6000, "1;1\nAna")
+		conns = append(conns, c)
+	}
+	s := dialRaw(t, h.addr)
+	s.send("1;0\n")
+	s.expect("success;Batch stored successfully.")
+	for i := range 20 {
+		b := big(1, 20000, 100000+i*1000)
+		fmt.Fprintf(s.nc, "%08d%s", len(b), b)
+	}
+	fmt.Fprintf(s.nc, "%08d%s", 60000, "1;1\nAna")
+	charged("frames in flight at shutdown", "agencies")
+	if err := h.stop(); err != nil {
+		t.Logf("stop: %v", err)
+	}
+	if a, n := inflight(t, h.reg, "agencies"), inflight(t, h.reg, "anonymous"); a != 0 || n != 0 {
+		t.Errorf("after shutdown the pools hold %v and %v bytes, want 0 and 0", a, n)
+	}
 }

@@ -174,6 +174,15 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 		if c.acks.unknown.Load() {
 			return closeOutcomeUnknown, errOutcomeUnknown
 		}
+		// An anonymous connection has at most one batch waiting for its
+		// ack (a refused one: a batch that names a free agency makes it
+		// an agency's): its small frames pay no budget, so it must not
+		// queue a pipeline of refusals behind acks it does not read.
+		if c.agency == 0 && c.frames > 0 {
+			if err := c.drainAcks(); err != nil {
+				return closeWriteError, err
+			}
+		}
 		// Until a connection has said which agency it is (a TLS
 		// certificate, a HELLO or a batch claiming its id), it has the
 		// handshake's time for each frame, however many it sent, frames
@@ -202,7 +211,8 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 		// An anonymous peer's small frame (a HELLO, a short seed batch)
 		// pays nothing, so an agency can always say who it is, whatever a
 		// crowd of anonymous peers holds: like the read buffer, it is
-		// bounded by the connection cap (4.5 KiB at most, charged).
+		// bounded by the connection cap, since such a connection has one
+		// frame and at most one batch waiting for its ack at a time.
 		if c.agency != 0 || size > anonFreeFrame {
 			took, err := pool.acquire(frameCharge(size), wait)
 			if err != nil {
@@ -213,10 +223,11 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 			}
 			ch = charge{pool: pool, left: took}
 		}
-		// Once its header is in, a frame's payload has the handshake's
-		// time to arrive, not the idle timeout: a peer that announces a
-		// frame and trickles it holds its charge only that long.
-		if c.br.Buffered() < size && timeout > s.cfg.HandshakeTimeout {
+		// Once its header is in (and its charge paid, which may have
+		// waited), a frame's payload has the handshake's time to arrive,
+		// not the idle timeout: a peer that announces a frame and
+		// trickles it holds its charge only that long.
+		if c.br.Buffered() < size {
 			c.nc.SetReadDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 		}
 		buf := s.pools.getBuf(size)
