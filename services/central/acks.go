@@ -32,6 +32,11 @@ type ackState struct {
 	unknown  atomic.Bool
 	out      []byte          // acks gathered for one write
 	answered []*pendingBatch // the batches whose acks are in out
+	// The connection's share of the agencies' pool: what it holds, and
+	// its reader's wait for room in it (made on the first wait).
+	held  int64
+	room  *sync.Cond
+	woken bool // shutdown: no more waits
 }
 
 // queueCharge is what a queued batch costs the in-flight budget beside its
@@ -157,7 +162,7 @@ func (c *conn) complete(pb *pendingBatch) {
 		default:
 			pb.refuse(resultStoreFailed, wire.CodeStoreFailed, "central could not store the batch: "+err.Error())
 		}
-		pb.pool.release(pb.held)
+		c.give(pb.pool, pb.held)
 		pb.held, pb.rec = 0, nil
 	}
 	c.answer(pb)
@@ -212,6 +217,9 @@ func (c *conn) writeAcks() {
 		if err := wire.WriteFull(c.nc, a.out); err != nil {
 			a.mu.Lock()
 			a.err = fmt.Errorf("write ack: %w", err)
+			if a.room != nil {
+				a.room.Broadcast()
+			}
 			a.mu.Unlock()
 			// Wake the reader, which then ends the connection.
 			c.nc.SetReadDeadline(time.Now())
@@ -234,8 +242,8 @@ func (c *conn) writeAcks() {
 		a.answered[i] = nil
 		a.wg.Done()
 	}
-	s.budget.release(charged)
-	s.anon.release(anon)
+	c.give(s.budget, charged)
+	c.give(s.anon, anon)
 	a.answered = a.answered[:0]
 	a.out = a.out[:0]
 	if cap(a.out) > pooledCap {

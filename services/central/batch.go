@@ -153,7 +153,7 @@ func (c *conn) batch(ctx context.Context, payload []byte, ch *charge) (pb *pendi
 	})
 	if err != nil {
 		b.Discard()
-		pb.pool.release(pb.held)
+		c.give(pb.pool, pb.held)
 		pb.held = 0
 		return c.ledgerRefusal(pb, err), ""
 	}

@@ -122,9 +122,12 @@ func frameCharge(size int) int64 {
 
 // charge is what a frame has paid and not yet spent or given back. A nil
 // pool is a frame that pays nothing (a small one of an anonymous peer).
+// What it takes from and gives back to the agencies' pool counts in its
+// connection's share too.
 type charge struct {
 	pool *budget
 	left int64
+	conn *conn
 }
 
 // spend moves n bytes of the charge to what a batch holds until its ack,
@@ -136,6 +139,7 @@ func (c *charge) spend(n int64) int64 {
 	}
 	if n > c.left {
 		c.pool.take(n - c.left)
+		c.conn.hold(c.pool, n-c.left)
 		c.left = 0
 		return n
 	}
@@ -148,6 +152,78 @@ func (c *charge) refund() {
 	if c.pool == nil {
 		return
 	}
-	c.pool.release(c.left)
+	c.conn.give(c.pool, c.left)
 	c.left = 0
+}
+
+// The share of one connection: an agency's connection may hold at most
+// this much of the agencies' pool (and always one frame, however large),
+// so one that sends without reading its acks cannot take the room of the
+// others. Its reader waits for its own acks, holding nothing more.
+func connShare(limit int64, maxFrame int) int64 {
+	return min(limit, max(limit/connShareDiv, frameCharge(maxFrame)))
+}
+
+// hold counts n bytes taken from pool in c's share (only the agencies'
+// pool has shares).
+func (c *conn) hold(pool *budget, n int64) {
+	if pool != c.s.budget || n == 0 {
+		return
+	}
+	a := &c.acks
+	a.mu.Lock()
+	a.held += n
+	a.mu.Unlock()
+}
+
+// give returns n bytes to pool, and to c's share.
+func (c *conn) give(pool *budget, n int64) {
+	if n == 0 {
+		return
+	}
+	pool.release(n)
+	if pool != c.s.budget {
+		return
+	}
+	a := &c.acks
+	a.mu.Lock()
+	a.held -= n
+	if a.room != nil {
+		a.room.Broadcast()
+	}
+	a.mu.Unlock()
+}
+
+// waitShare waits until a frame charging n fits c's share: while c holds
+// anything and n more would pass it. It ends early, with an error, when
+// an ack cannot be written or the central shuts down.
+func (c *conn) waitShare(n int64) error {
+	a := &c.acks
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for a.held > 0 && a.held+n > c.s.share {
+		if a.err != nil {
+			return a.err
+		}
+		if a.woken {
+			return errBudgetClosed
+		}
+		if a.room == nil {
+			a.room = sync.NewCond(&a.mu)
+		}
+		c.s.m.shareWaits.Inc()
+		a.room.Wait()
+	}
+	return nil
+}
+
+// wakeShare ends a wait for c's share for good (shutdown).
+func (c *conn) wakeShare() {
+	a := &c.acks
+	a.mu.Lock()
+	a.woken = true
+	if a.room != nil {
+		a.room.Broadcast()
+	}
+	a.mu.Unlock()
 }

@@ -307,3 +307,53 @@ func TestBudgetComesBackToZero(t *testing.T) {
 		t.Errorf("after shutdown the pools hold %v and %v bytes, want 0 and 0", a, n)
 	}
 }
+
+// TestOneAgencyHoldsAtMostItsShare: an agency that sends without reading
+// its acks holds at most its share of the in-flight budget (a sixteenth,
+// at least one frame) before its reader waits for its own acks; another
+// agency is served meanwhile. Without shares it took in batches until the
+// whole budget was spent (165 here, 19 with them), so every other agency
+// waited for room whenever its batches were in flight.
+func TestOneAgencyHoldsAtMostItsShare(t *testing.T) {
+	const budget = 256 << 10 // 512 batches' queue charges: one agency alone could spend it
+	ln := newPipeListener()
+	h := startCentral(t, central.Config{Agencies: 2, MaxFrame: 8192, MaxInflightBytes: budget}, withListener(ln))
+	greedy := newRawConn(t, ln.dial(t))
+	greedy.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	greedy.send("1;0\n")
+	greedy.expect("success;Batch stored successfully.")
+	var b strings.Builder
+	n := 0
+	for b.Len() < 1000 {
+		fmt.Fprintf(&b, "Ana;Pérez;%d;1990-01-01;%d\n", 40000000+n, 1+n)
+		n++
+	}
+	frame := []byte(fmt.Sprintf("%08d%d;%d\n%s", len(b.String())+len(fmt.Sprintf("1;%d\n", n)), 1, n, b.String()))
+	sent := 0
+	for sent < central.DefaultMaxPipeline {
+		// The reader stops when the share is spent; a write it does not
+		// take within a second shows where.
+		greedy.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := greedy.nc.Write(frame); errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		sent++
+	}
+	// Each batch holds at least 512 B until its ack is read (its rows
+	// until it is durable): the share, here one frame's charge (4 x 8,192
+	// + 512 B, more than a sixteenth of the budget), holds at most 65.
+	share := max(budget/16, 4*8192+512)
+	if max := share/512 + 2; sent > max {
+		t.Fatalf("one agency that reads no ack had %d batches taken in, want at most %d (its share)", sent, max)
+	}
+	if got := testutil.ToFloat64(counterWith(t, h.reg, "loteria_connection_share_waits_total", "", "")); got < 1 {
+		t.Errorf("share waits %v, want at least 1", got)
+	}
+	other := newRawConn(t, ln.dial(t))
+	other.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	other.send("2;1\nLuis;Gómez;30904466;1990-01-01;7574\n")
+	other.expect("success;Batch stored successfully.")
+	t.Logf("the greedy agency had %d batches taken in before its reader waited", sent)
+}

@@ -214,6 +214,14 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 		// bounded by the connection cap, since such a connection has one
 		// frame and at most one batch waiting for its ack at a time.
 		if c.agency != 0 || size > anonFreeFrame {
+			if c.agency != 0 {
+				if err := c.waitShare(frameCharge(size)); err != nil {
+					if errors.Is(err, errBudgetClosed) {
+						return closeShutdown, nil
+					}
+					return closeWriteError, err
+				}
+			}
 			took, err := pool.acquire(frameCharge(size), wait)
 			if err != nil {
 				if errors.Is(err, errBudgetClosed) {
@@ -221,7 +229,8 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 				}
 				return closeIdleTimeout, fmt.Errorf("no room to read a first frame within %s (the in-flight budget for connections that have not named their agency is spent)", s.cfg.HandshakeTimeout)
 			}
-			ch = charge{pool: pool, left: took}
+			ch = charge{pool: pool, left: took, conn: c}
+			c.hold(pool, took)
 		}
 		// Once its header is in (and its charge paid, which may have
 		// waited), a frame's payload has the handshake's time to arrive,

@@ -54,6 +54,10 @@ const (
 	// anonShare: connections that have not said which agency they are
 	// share 1/anonShare of the in-flight budget, apart from the agencies'.
 	anonShare = 4
+	// connShareDiv: one agency's connection may hold at most
+	// 1/connShareDiv of the agencies' pool (16 MiB of 256 MiB; our
+	// agency's window of 1,024 full frames needs about 10 MiB).
+	connShareDiv = 16
 	// anonMaxFrame bounds their frames: what comes first is a HELLO or a
 	// seed client's batch, at most MaxAgencyFrame bytes.
 	anonMaxFrame = wire.MaxAgencyFrame

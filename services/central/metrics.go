@@ -87,6 +87,7 @@ type metrics struct {
 	closed       *prometheus.CounterVec
 	rejected     *prometheus.CounterVec
 	replaced     prometheus.Counter
+	shareWaits   prometheus.Counter
 	protoErrors  *prometheus.CounterVec
 	tlsErrors    *prometheus.CounterVec
 }
@@ -155,7 +156,8 @@ func newMetrics(reg prometheus.Registerer, agencies int, tlsReasons []string) *m
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loteria_connections_rejected_total", Help: "Connections refused, by reason.",
 		}, []string{"reason"}),
-		replaced: counter("loteria_connections_replaced_total", "Authenticated connections that replaced an older one of the same agency."),
+		replaced:   counter("loteria_connections_replaced_total", "Authenticated connections that replaced an older one of the same agency."),
+		shareWaits: counter("loteria_connection_share_waits_total", "Times an agency's connection stopped reading because it held its whole share of the in-flight budget (acks it does not read)."),
 		protoErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loteria_protocol_errors_total", Help: "Protocol errors, by reason; each ends its connection.",
 		}, []string{"reason"}),
@@ -193,7 +195,7 @@ func newMetrics(reg prometheus.Registerer, agencies int, tlsReasons []string) *m
 		reg.MustRegister(m.batches, m.betsStored, m.duplicates, m.gaps, m.batchBets, m.batchBytes, m.batchDuration,
 			m.expected, m.finished, m.waiting, m.round, m.roundBets, m.roundDuration, m.barrierWait, m.endToDraw, m.drawTook,
 			m.draws, m.winners, m.winnersSent, m.anonymousEnds, m.fingerprints,
-			m.connected, m.accepted, m.acceptErrors, m.closed, m.rejected, m.replaced, m.protoErrors, m.tlsErrors)
+			m.connected, m.accepted, m.acceptErrors, m.closed, m.rejected, m.replaced, m.shareWaits, m.protoErrors, m.tlsErrors)
 	}
 	return m
 }

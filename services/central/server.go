@@ -158,7 +158,9 @@ type Server struct {
 	budget *budget
 	// anon is the budget of connections that have not said which agency
 	// they are yet: a fraction of the main one's size, apart from it.
-	anon  *budget
+	anon *budget
+	// share is what one agency's connection may hold of budget.
+	share int64
 	pools *pools
 	rules *rulesClock
 	in    ingest
@@ -200,6 +202,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		led:      deps.Ledger,
 		budget:   newBudget(cfg.MaxInflightBytes),
 		anon:     newBudget(cfg.MaxInflightBytes / anonShare),
+		share:    connShare(cfg.MaxInflightBytes, cfg.MaxFrame),
 		pools:    newPools(cfg.MaxPipeline),
 		rules:    newRulesClock(cfg.Now),
 		conns:    make(map[*conn]struct{}),
@@ -498,6 +501,7 @@ func (s *Server) shutdown(ln *Listeners) error {
 	s.shutting = true
 	for c := range s.conns {
 		c.nc.SetReadDeadline(time.Now())
+		c.wakeShare()
 	}
 	s.mu.Unlock()
 
