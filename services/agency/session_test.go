@@ -448,6 +448,24 @@ func TestWaitingLines(t *testing.T) {
 	}
 }
 
+// TestWinnersBegunNotFinished: a central that begins its answer to END
+// and stalls is not said to be waiting for other agencies.
+func TestWinnersBegunNotFinished(t *testing.T) {
+	fake := newFake(t, agencytest.Options{OnEnd: func(agencytest.Conn) agencytest.Action {
+		return agencytest.Action{Hold: true, Begin: "00000100WINN"}
+	}})
+	opts := testOptions(fake.Addr())
+	opts.WinnersTimeout = 300 * time.Millisecond
+	h := newHarness(t, opts, Deps{})
+	_, err := h.run(t, NewBetsStream(genBets(21, 5)))
+	if err == nil || !strings.Contains(err.Error(), "began its answer") || !strings.Contains(err.Error(), "100 bytes") {
+		t.Fatalf("err = %v, want an answer begun and not finished", err)
+	}
+	if strings.Contains(err.Error(), "waiting for agencies") {
+		t.Errorf("err = %v blames other agencies", err)
+	}
+}
+
 // TestDefaultServerOutsideCompose: the default address's host is the
 // compose service name; outside compose it does not resolve, and the
 // agency says so at once instead of retrying.

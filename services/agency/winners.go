@@ -62,10 +62,20 @@ func (r *run) readWinners(ctx context.Context, cn *conn, round int, exact bool, 
 
 	stopLog := r.logWhileWaiting(round, by)
 	cn.SetReadDeadline(by)
-	payload, err := wire.ReadFrame(cn.br, nil, c.opts.MaxWinnersFrame)
+	// The header and the payload apart, so a timeout says which it was:
+	// the draw still waiting, or an answer begun and never finished.
+	size, err := wire.ReadHeader(cn.br, c.opts.MaxWinnersFrame)
+	var payload []byte
+	if err == nil {
+		payload, err = wire.ReadPayload(cn.br, nil, size)
+	}
 	stopLog()
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(by) {
+			if size > 0 {
+				return fail(c.fail(reasonTimeout, fmt.Errorf("the central began its answer to END for round %d (%d bytes announced) and did not finish it within the winners timeout (--winners-timeout %s): look at the central",
+					round, size, c.opts.WinnersTimeout)))
+			}
 			return fail(c.fail(reasonTimeout, fmt.Errorf("no winners for round %d within the winners timeout (--winners-timeout %s): the draw is waiting for agencies that have not finished",
 				round, c.opts.WinnersTimeout)))
 		}

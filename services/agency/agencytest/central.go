@@ -63,6 +63,9 @@ type Action struct {
 	Reject string
 	// Hold never answers an END (the barrier holds the agency).
 	Hold bool
+	// Begin, with Hold, writes these bytes first: a winners frame begun
+	// and never finished.
+	Begin string
 }
 
 // Conn describes one connection.
@@ -349,6 +352,9 @@ func (c *Central) serve(nc net.Conn, cn *Conn) {
 				return
 			}
 			if act.Hold {
+				if act.Begin != "" {
+					nc.Write([]byte(act.Begin))
+				}
 				c.mu.Lock()
 				c.waiting++
 				c.mu.Unlock()
