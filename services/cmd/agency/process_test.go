@@ -57,6 +57,14 @@ func dataFile(t *testing.T, n int) (string, []string) {
 // runAgency runs the program in process with a clean environment.
 func runAgency(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	code, stdout, stderr, _ = runAgencyProcs(t, env, args...)
+	return code, stdout, stderr
+}
+
+// runAgencyProcs is runAgency that also returns the GOMAXPROCS values the
+// program set (the test process's own is left alone).
+func runAgencyProcs(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string, set []int) {
+	t.Helper()
 	t.Chdir(t.TempDir()) // no config.yaml around
 	var out, errb testenv.Buffer
 	getenv := func(k string) string {
@@ -67,8 +75,43 @@ func runAgency(t *testing.T, env map[string]string, args ...string) (code int, s
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	code = run(ctx, args, getenv, &out, &errb)
-	return code, out.String(), errb.String()
+	setProcs := func(n int) int {
+		set = append(set, n)
+		return 0
+	}
+	code = run(ctx, args, getenv, setProcs, &out, &errb)
+	return code, out.String(), errb.String(), set
+}
+
+// TestProcs: an agency that waits for each ack runs on one P, unless the
+// environment says otherwise; a pipelining one keeps the runtime's choice.
+func TestProcs(t *testing.T) {
+	path, winners := dataFile(t, 60)
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want []int
+	}{
+		{name: "stop-and-wait", args: []string{"--in-flight=1"}, want: []int{1}},
+		{name: "stop-and-wait, seed protocol", args: []string{"--in-flight=1", "--protocol=seed"}, want: []int{1}},
+		{name: "stop-and-wait, GOMAXPROCS set", env: map[string]string{"GOMAXPROCS": "2"}, args: []string{"--in-flight=1"}},
+		{name: "pipelining", args: []string{"--in-flight=2"}},
+		{name: "default window", args: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := newFake(t, agencytest.Options{})
+			args := append([]string{"--id=1", "--server", fake.Addr(), "--data", path, "--batch-max=7"}, tt.args...)
+			code, stdout, stderr, set := runAgencyProcs(t, tt.env, args...)
+			if code != 0 || !strings.Contains(stdout, winnersLineFor(1, winners)) {
+				t.Fatalf("exit %d, stdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+			}
+			if fmt.Sprint(set) != fmt.Sprint(tt.want) {
+				t.Errorf("GOMAXPROCS set to %v, want %v", set, tt.want)
+			}
+		})
+	}
 }
 
 func winnersLineFor(round int, winners []string) string {
