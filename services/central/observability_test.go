@@ -160,8 +160,9 @@ func TestTracesLogsAndMetrics(t *testing.T) {
 	if received != 3 {
 		t.Errorf("%d apuesta_recibida records, want 3", received)
 	}
-	if !strings.Contains(logs.String(), `"msg":"sorteo","result":"success"`) {
-		t.Errorf("no sorteo success record in\n%s", logs.String())
+	// The drawn number is the record of what was announced (docs/ROUNDS.md).
+	if !strings.Contains(logs.String(), `"msg":"sorteo","result":"success","round":1,"number":7574,`) {
+		t.Errorf("no sorteo success record with its round and number in\n%s", logs.String())
 	}
 
 	// Metrics: values after known traffic, and both registries lint clean.

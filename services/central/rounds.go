@@ -404,7 +404,7 @@ func (rs *rounds) holdDraw(r *round, closed *ledger.Receipt) {
 		}
 	}
 	span.SetAttributes(attribute.Int64("loteria.draw.bets", d.Bets), attribute.Int("loteria.draw.winners", d.Winners))
-	s.log.InfoContext(ctx, "sorteo", "result", "success", "round", r.num, "bets", d.Bets, "winners", d.Winners, "took", took)
+	s.log.InfoContext(ctx, "sorteo", "result", "success", "round", r.num, "number", d.Number, "bets", d.Bets, "winners", d.Winners, "took", took)
 }
 
 func (rs *rounds) computeDraw(ctx context.Context, r *round, closed *ledger.Receipt) (ledger.Draw, []ledger.Winner, error) {
