@@ -16,18 +16,28 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 )
 
 // Server limits. WriteTimeout must outlast the longest pprof profile served
 // (net/http/pprof refuses a profile longer than the server's WriteTimeout;
 // /debug/pprof/profile defaults to 30s).
 const (
-	httpReadHeaderTimeout  = 5 * time.Second
-	httpReadTimeout        = 10 * time.Second
-	httpWriteTimeout       = 30 * time.Second
-	httpPprofWriteTimeout  = 2 * time.Minute
-	httpIdleTimeout        = 60 * time.Second
-	httpMaxHeaderBytes     = 64 << 10
+	httpReadHeaderTimeout = 5 * time.Second
+	httpReadTimeout       = 10 * time.Second
+	httpWriteTimeout      = 30 * time.Second
+	httpPprofWriteTimeout = 2 * time.Minute
+	httpIdleTimeout       = 60 * time.Second
+	httpMaxHeaderBytes    = 64 << 10
+	// HTTPMaxConns bounds the server's open connections. Past it, new ones
+	// wait in the kernel's accept queue, holding no descriptor of the
+	// process: without it, idle or slow connections to the metrics port
+	// used up the central's file descriptors and agencies could no longer
+	// connect (1,300 of them, under ulimit -n 1200). A peer holding all of
+	// them delays scrapes by at most httpReadHeaderTimeout a round, never
+	// the bets. The central leaves this many descriptors out of its
+	// connection cap.
+	HTTPMaxConns           = 32
 	metricsScrapeTimeout   = 20 * time.Second
 	metricsMaxInFlight     = 8
 	healthcheckTimeout     = 3 * time.Second
@@ -147,6 +157,7 @@ func (s *HTTPServer) Start() error {
 	}
 	s.ln = ln
 	s.done = make(chan struct{})
+	ln = netutil.LimitListener(ln, HTTPMaxConns)
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -365,5 +366,56 @@ func TestHealthcheckHonoursContext(t *testing.T) {
 	cancel()
 	if err := Healthcheck(ctx, ts.URL); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Healthcheck with a cancelled context = %v, want context.Canceled", err)
+	}
+}
+
+// TestHTTPServerConnectionCap: the server holds at most HTTPMaxConns
+// connections; one more waits in the accept queue, unserved, until one of
+// them closes. (Without the cap, connections to the metrics port used up
+// the central's file descriptors.)
+func TestHTTPServerConnectionCap(t *testing.T) {
+	s := startServer(t, NewRegistry("test"), HTTPOptions{})
+	get := "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// answered reads one response from c within d and says whether it was
+	// a 200.
+	answered := func(c net.Conn, d time.Duration) (bool, error) {
+		c.SetReadDeadline(time.Now().Add(d))
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		return strings.HasPrefix(string(buf[:n]), "HTTP/1.1 200"), err
+	}
+	held := make([]net.Conn, HTTPMaxConns)
+	for i := range held {
+		held[i] = dial()
+		// A whole exchange proves the server accepted it; then a request
+		// cut short keeps the connection busy.
+		if _, err := io.WriteString(held[i], get); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := answered(held[i], 5*time.Second); !ok {
+			t.Fatalf("connection %d: no 200 (%v)", i, err)
+		}
+		if _, err := io.WriteString(held[i], "GET /healthz HTTP/1.1\r\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	extra := dial()
+	if _, err := io.WriteString(extra, get); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := answered(extra, 300*time.Millisecond); ok || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("connection %d was served (ok=%v, err=%v), want it held back by the cap of %d", HTTPMaxConns+1, ok, err, HTTPMaxConns)
+	}
+	held[0].Close()
+	if ok, err := answered(extra, 5*time.Second); !ok {
+		t.Fatalf("connection %d: no 200 once one closed (%v)", HTTPMaxConns+1, err)
 	}
 }

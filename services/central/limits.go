@@ -3,6 +3,7 @@ package central
 import (
 	"time"
 
+	"github.com/loteria/loteria/observability"
 	"github.com/loteria/loteria/services/internal/store"
 	"github.com/loteria/loteria/services/internal/wire"
 )
@@ -78,8 +79,9 @@ const (
 	keepAliveCount    = 3
 
 	// fdReserve is how many file descriptors the connection cap leaves
-	// for the store, the metrics server, listeners and logs.
-	fdReserve = 64
+	// for the store, listeners and logs, and the metrics server's own
+	// (it holds at most observability.HTTPMaxConns).
+	fdReserve = 64 + observability.HTTPMaxConns
 
 	// readBufferSize is a busy connection's read buffer; an idle one
 	// returns it to a pool.
