@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/loteria/loteria/services/internal/tlsconf"
 	"github.com/loteria/loteria/services/internal/wire"
 )
 
@@ -357,9 +358,17 @@ func isComposeHostMissing(addr string, err error) bool {
 	return de.IsNotFound
 }
 
-// ioFail classifies a read or write failure on the connection: all are
-// retryable (the central may come back), with the reason for metrics.
+// ioFail classifies a read or write failure on the connection, with the
+// reason for metrics. All are retryable (the central may come back) but
+// one: over TLS, the central ending the session with an alert that refuses
+// the agency's certificate (another CA, expired, no agency named). In TLS
+// 1.3 that alert is the error of the first read after the handshake, not
+// of the dial; like a central certificate the agency does not trust, it is
+// a setting to fix, and the same certificate would be refused again.
 func (c *Client) ioFail(what string, err error) error {
+	if c.opts.TLS != nil && tlsconf.HandshakeReason(err) == tlsconf.ReasonPeerRefused {
+		return c.fail(reasonConnection, fmt.Errorf("%s: %w: the central refused this agency's certificate: check that it was issued by the central's CA (TLS_CA), has not expired and names this agency (bin/certs issues them)", what, err))
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return retryable(c.fail(reasonTimeout, fmt.Errorf("%s: central did not answer within the timeout (--timeout %s): %w", what, c.opts.Timeout, err)))
 	}

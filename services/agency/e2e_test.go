@@ -130,6 +130,40 @@ func TestTLS(t *testing.T) {
 		t.Errorf("retried %d times", len(h2.clock.Sleeps()))
 	}
 
+	// A central that refuses the agency's certificate (here: it trusts no
+	// agency CA) ends the session with an alert at the agency's first
+	// read: said so, at once, not retried for the whole retry budget.
+	ckey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "agency-1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	cder, err := x509.CreateCertificate(rand.Reader, ctmpl, ctmpl, &ckey.PublicKey, ckey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict := newFake(t, agencytest.Options{TLS: &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+		ClientAuth:   tls.RequireAndVerifyClientCert, ClientCAs: x509.NewCertPool(),
+	}})
+	opts.Address = strict.Addr()
+	opts.TLS = &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{{Certificate: [][]byte{cder}, PrivateKey: ckey}}}
+	for _, proto := range []string{ProtocolLoteria, ProtocolSeed} { // the alert meets a WELCOME read, or an ack read
+		opts.Protocol = proto
+		h4 := newHarness(t, opts, Deps{})
+		if _, err := h4.run(t, NewBetsStream(bets)); err == nil || !strings.Contains(err.Error(), "the central refused this agency's certificate") {
+			t.Errorf("%s: err = %v, want the refused certificate named", proto, err)
+		}
+		if len(h4.clock.Sleeps()) != 0 {
+			t.Errorf("%s: retried %d times", proto, len(h4.clock.Sleeps()))
+		}
+	}
+	opts.Protocol = ProtocolLoteria
+
 	// TLS to a plaintext central: said so, at once.
 	plain := newFake(t, agencytest.Options{})
 	opts.Address = plain.Addr()
