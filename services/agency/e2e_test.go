@@ -126,9 +126,9 @@ func TestTLS(t *testing.T) {
 	opts.TLS = &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{tlsCert(certstest.Agency(t, ca, 1))}}
 	// The alert meets the WELCOME read, or with --protocol=seed the first
 	// ack read. (A seed-protocol agency that pipelines may instead write
-	// again into the closed connection and fail that attempt with EPIPE
-	// before its reader sees the alert; it then stops at the attempt whose
-	// reader is first.)
+	// again into the closed connection and fail with EPIPE before its
+	// reader sees the alert: final too, as any failure after connecting in
+	// the seed protocol, but without the refusal named.)
 	for _, tt := range []struct {
 		proto    string
 		inFlight int
