@@ -255,14 +255,6 @@ func describeDecimal(b []byte, maxDigits int) string {
 	return "out of range"
 }
 
-// clip shortens what an error quotes from the network.
-func clip(b []byte) []byte {
-	if len(b) > 40 {
-		return b[:40]
-	}
-	return b
-}
-
 // HeaderLineLen is the length of a batch header line (newline included) as
 // AppendBatchHeader writes it, so a packer can size frames exactly.
 func HeaderLineLen(h BatchHeader) int {

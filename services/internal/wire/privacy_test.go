@@ -135,6 +135,34 @@ func TestHeaderAndMessageErrorsNeverQuote(t *testing.T) {
 		{"winners with an empty DNI", func() error { _, err := wire.ParseWinners([]byte(docMark + ";;1")); return err }},
 		{"winners that is a name", func() error { _, err := wire.ParseWinners([]byte(firstMark)); return err }},
 		{"HELLO answered with DNIs", func() error { _, err := wire.ParseWelcome([]byte(docMark)); return err }},
+		// A peer's HELLO, or a central's WELCOME and WINNERS, whose values
+		// are bet fields (a buggy or hostile peer): described, not quoted.
+		{"HELLO v that is a name", func() error {
+			_, err := wire.ParseHello([]byte("HELLO;v=" + firstMark + ";agency=1;fp=ab"))
+			return err
+		}},
+		{"HELLO agency that is a DNI", func() error {
+			_, err := wire.ParseHello([]byte("HELLO;v=1;agency=" + docMark + "0000;fp=ab"))
+			return err
+		}},
+		{"HELLO round that is a date", func() error {
+			_, err := wire.ParseHello([]byte("HELLO;v=1;agency=1;fp=ab;round=1987-06-05"))
+			return err
+		}},
+		{"HELLO total that is a bet", func() error {
+			_, err := wire.ParseHello([]byte("HELLO;v=1;agency=1;fp=ab;total=" + firstMark + " " + lastMark + " " + docMark + " 1987-06-05"))
+			return err
+		}},
+		{"HELLO fp that is a name", func() error { _, err := wire.ParseHello([]byte("HELLO;v=1;agency=1;fp=" + lastMark)); return err }},
+		{"WELCOME mark that is a DNI", func() error {
+			_, err := wire.ParseWelcome([]byte("WELCOME;v=1;agency=1;round=1;state=open;mark=" + docMark + "x"))
+			return err
+		}},
+		{"WELCOME fields that are a bet", func() error { _, err := wire.ParseWelcome([]byte("WELCOME" + firstMark + ";" + docMark)); return err }},
+		{"WINNERS round that is a name", func() error {
+			_, err := wire.ParseWinnersMessage([]byte("WINNERS;round=" + firstMark + ";number=7574\n1"))
+			return err
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

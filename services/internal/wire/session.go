@@ -244,7 +244,7 @@ func eachKV(p []byte, fn func(k string, v []byte) error) error {
 		return nil
 	}
 	if p[0] != ';' {
-		return fmt.Errorf("fields %q: want ;key=value", clip(p))
+		return fmt.Errorf("fields: want ;key=value after the message's name, got %d bytes that do not start with ';'", len(p))
 	}
 	for _, kv := range bytes.Split(p[1:], semi) {
 		k, v, _ := bytes.Cut(kv, eq)
@@ -255,10 +255,14 @@ func eachKV(p []byte, fn func(k string, v []byte) error) error {
 	return nil
 }
 
+// kvInt reads a key's decimal value. Its error describes a bad value
+// and never quotes it: a peer's HELLO (or a central's answer) may carry
+// anything, a bet's personal data included, and the error reaches the
+// log and the peer.
 func kvInt(k string, v []byte, maxDigits int) (int, error) {
 	n, err := decimal(v, maxDigits)
 	if err != nil {
-		return 0, fmt.Errorf("%s=%q is not a number of at most %d digits", k, clip(v), maxDigits)
+		return 0, fmt.Errorf("%s= is not a number of at most %d digits: %s", k, maxDigits, describeDecimal(v, maxDigits))
 	}
 	return n, nil
 }
