@@ -212,7 +212,7 @@ type RejectedError struct {
 }
 
 func (e *RejectedError) Error() string {
-	return fmt.Sprintf("%v: %d bets refused (%d %s in this run, %d bets before it); they are in no draw, see the warnings above for why",
+	return fmt.Sprintf("%v: %d bets refused (%d %s in this run, %d bets before it); they are in no draw (the warnings above say which; the central's log says why)",
 		ErrRejected, e.Bets, e.Batches, plural(e.Batches, "batch", "batches"), e.Before)
 }
 

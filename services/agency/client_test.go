@@ -282,14 +282,15 @@ func TestFatalCodes(t *testing.T) {
 		hello   string
 		batch   string
 		wantErr []string
+		notErr  string // the central's words, never repeated
 	}{
-		{name: "seed server", hello: "error;Invalid batch format", wantErr: []string{"--protocol=seed", "Invalid batch format"}},
+		{name: "seed server", hello: "error;Invalid batch format", wantErr: []string{"--protocol=seed", "without a code (20 bytes)"}, notErr: "Invalid batch format"},
 		{name: "seed-like message with a colon", hello: "error;line 1: agency \"HELLO\" is not a number", wantErr: []string{"--protocol=seed"}},
 		{name: "fingerprint", hello: "error;fingerprint: agency 1 sent another stream before", wantErr: []string{"fingerprint", "same data file"}},
 		{name: "version", hello: "error;version: session version 1 is not spoken here", wantErr: []string{"version", "upgrade"}},
 		{name: "closed on a batch", batch: "error;closed: the draw has been held", wantErr: []string{"closed", "no more bets"}},
 		{name: "ended on a batch", batch: "error;ended: END already sent", wantErr: []string{"ended", "same id"}},
-		{name: "uncoded on a batch", batch: "error;something odd", wantErr: []string{"something odd"}},
+		{name: "uncoded on a batch", batch: "error;something odd", wantErr: []string{"no code", "13-byte message"}, notErr: "something odd"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -316,6 +317,9 @@ func TestFatalCodes(t *testing.T) {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("error %q does not say %q", err, s)
 				}
+			}
+			if tt.notErr != "" && (strings.Contains(err.Error(), tt.notErr) || strings.Contains(h.log.String(), tt.notErr)) {
+				t.Errorf("error %q or the log repeats the central's words %q", err, tt.notErr)
 			}
 			if fake.Conns() != 1 || len(h.clock.Sleeps()) != 0 {
 				t.Errorf("%d connections, backoffs %v: want one attempt", fake.Conns(), h.clock.Sleeps())

@@ -171,6 +171,7 @@ func (r *run) writeBatches(ctx context.Context, cn *conn, src Source, round int,
 			cn.Close()
 			return err
 		}
+		r.chunkBatches += int64(pend.batches)
 		c.m.batchesSent.Add(float64(pend.batches))
 		c.m.betsSent.Add(float64(pend.bets))
 		c.m.bytesSent.Add(float64(pend.bytes))
@@ -414,9 +415,18 @@ func (r *run) refused(p inflight, ae *wire.AckError) {
 	r.res.RejectedBatches++
 	c.m.betsRejected.Add(float64(newly))
 	c.m.errors.WithLabelValues(reasonRejected).Inc()
-	// The central's message describes what is wrong without quoting the
-	// bet (docs/PROTOCOL.md); the bets themselves are not logged.
-	c.log.Warn("the central refused a batch: its bets are in no draw; going on", "seq", p.seq, "from", p.from, "bets", p.bets, "central_says", ae.Msg)
+	// Neither the bets nor the central's words are logged: ours describes
+	// without quoting (docs/PROTOCOL.md), but the text is the peer's. The
+	// stream index of the bet it names lets the operator look it up.
+	args := []any{"seq", p.seq, "from", p.from, "bets", p.bets, "code", ae.Code, "message_bytes", len(ae.Msg)}
+	if line, ok := ae.Line(); ok && line <= p.bets {
+		idx := p.from + int64(line) - 1
+		args = append(args, "bet", idx)
+		if fs, ok := r.s.(*FileStream); ok && fs.n > 0 {
+			args = append(args, "file_line", idx%fs.n+1)
+		}
+	}
+	c.log.Warn("the central refused a batch: its bets are in no draw; going on (the central's log says why)", args...)
 	r.progress++
 }
 

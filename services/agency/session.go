@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/loteria/loteria/services/internal/wire"
@@ -31,6 +30,7 @@ type run struct {
 	out      []byte // the sender's coalesced frames, kept from connection to connection
 
 	startRound    int       // the round open when the chunk's first batch went out (0: unknown)
+	chunkBatches  int64     // batch frames written for the chunk (resends too), by the sender
 	endRound      int       // the round of the connection that wrote the chunk's END (0: none yet)
 	lastCollected int       // the latest round whose winners this run received
 	winnersBy     time.Time // deadline of the chunk's wait for its winners (zero: no END yet)
@@ -119,36 +119,44 @@ func (r *run) loteria(ctx context.Context) error {
 		}); err != nil {
 			return err
 		}
-		var got []wire.Winners
-		var err error
+		// Each round is reported as it arrives, in order; one deadline
+		// bounds the collecting of all of them.
+		by := time.Now().Add(r.c.opts.WinnersTimeout)
 		if out.collect != 0 {
 			r.c.log.Info("this round's END was recorded before and its round has closed since: collecting its winners", "round", out.collect)
-			var w wire.Winners
-			if w, err = r.collectRound(ctx, out.collect); err == nil {
-				got = append(got, w)
+			w, err := r.collectRound(ctx, out.collect, by)
+			if err != nil {
+				return err
 			}
+			r.emit(w)
 		} else {
-			got = append(got, out.winners)
 			// A cut-off that passed while the chunk was being sent put
-			// its first bets in earlier rounds (docs/ROUNDS.md).
-			for x := r.startRound; err == nil && x > 0 && x < out.winners.Round; x++ {
+			// its first bets in earlier rounds (docs/ROUNDS.md). Each of
+			// them holds at least one of the chunk's batches, whole: a
+			// central that names more rounds than that is not believed.
+			last := out.winners.Round
+			if r.startRound > 0 && int64(last-r.startRound) > r.chunkBatches {
+				return r.c.fail(reasonSession, fmt.Errorf(
+					"the central sent the winners of round %d, but this round's bets went out from round %d in %d batches: they cannot be in %d rounds; stopping rather than collecting them: look at the central",
+					last, r.startRound, r.chunkBatches, last-r.startRound+1))
+			}
+			var err error
+			for x := r.startRound; x > 0 && x < last; x++ {
 				if x <= r.lastCollected {
 					continue
 				}
 				r.c.log.Info("a round closed while this round's bets were being sent: collecting the winners of the earlier round too",
-					"round", x, "last_round", out.winners.Round)
+					"round", x, "last_round", last)
 				var w wire.Winners
-				if w, err = r.collectRound(ctx, x); err == nil {
-					got = append(got, w)
+				if w, err = r.collectRound(ctx, x, by); err != nil {
+					break
 				}
+				r.emit(w)
 			}
-		}
-		slices.SortFunc(got, func(a, b wire.Winners) int { return a.Round - b.Round })
-		for _, w := range got {
-			r.emit(w)
-		}
-		if err != nil {
-			return err
+			r.emit(out.winners) // checked, and its own: reported even when an earlier round failed
+			if err != nil {
+				return err
+			}
 		}
 		if r.lastChunk >= 0 && r.chunk >= r.lastChunk {
 			return nil
@@ -159,7 +167,7 @@ func (r *run) loteria(ctx context.Context) error {
 
 func (r *run) nextChunk() {
 	r.chunk++
-	r.startRound, r.endRound = 0, 0
+	r.startRound, r.endRound, r.chunkBatches = 0, 0, 0
 	r.winnersBy, r.endAt = time.Time{}, time.Time{}
 	r.paceOrigin = time.Time{}
 }
@@ -298,7 +306,7 @@ func (r *run) confirm(n int64) {
 func (r *run) sessionRefused(ae *wire.AckError) error {
 	c := r.c
 	if ae.Code == "" {
-		return c.fail(reasonSession, fmt.Errorf("the central answered HELLO with %q, an error without a code: it speaks only the seed protocol: run the agency with --protocol=seed (env CLI_PROTOCOL=seed)", ae.Msg))
+		return c.fail(reasonSession, fmt.Errorf("the central answered HELLO with an error without a code (%d bytes): it speaks only the seed protocol: run the agency with --protocol=seed (env CLI_PROTOCOL=seed)", len(ae.Msg)))
 	}
 	if wire.Retryable(ae.Code) {
 		return retryable(c.fail(reasonErrorAck, fmt.Errorf("the central refused the connection for now: %w", ae)))
@@ -365,19 +373,19 @@ func (r *run) derive(w wire.Welcome) error {
 }
 
 // collectRound collects the agency's winners of round x: HELLO naming x,
-// END, the winners.
-func (r *run) collectRound(ctx context.Context, x int) (wire.Winners, error) {
+// END, the winners, by the deadline by.
+func (r *run) collectRound(ctx context.Context, x int, by time.Time) (wire.Winners, error) {
 	var got wire.Winners
-	by := time.Time{}
 	err := r.retry(ctx, fmt.Sprintf("collecting round %d", x), func(ctx context.Context) error {
+		if !time.Now().Before(by) {
+			return r.c.fail(reasonTimeout, fmt.Errorf("the winners of round %d were not collected within the winners timeout (--winners-timeout %s): look at the central",
+				x, r.c.opts.WinnersTimeout))
+		}
 		cn, w, err := r.open(ctx, x)
 		if err != nil {
 			return err
 		}
 		defer cn.close()
-		if by.IsZero() {
-			by = time.Now().Add(r.c.opts.WinnersTimeout)
-		}
 		return r.readWinners(ctx, cn, w.Round, true, by, &got)
 	})
 	return got, err

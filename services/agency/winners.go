@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/loteria/loteria/services/internal/lottery"
 	"github.com/loteria/loteria/services/internal/wire"
 )
 
@@ -64,7 +66,17 @@ func (r *run) readWinners(ctx context.Context, cn *conn, round int, exact bool, 
 	cn.SetReadDeadline(by)
 	// The header and the payload apart, so a timeout says which it was:
 	// the draw still waiting, or an answer begun and never finished.
-	size, err := wire.ReadHeader(cn.br, c.opts.MaxWinnersFrame)
+	// No more winners than the chunk has bets, each DNI at most
+	// lottery.MaxDocumentDigits: a bigger frame is refused from its header.
+	bets := r.chunkBets()
+	limit := min(c.opts.MaxWinnersFrame, maxWinnersFrameFor(bets))
+	size, err := wire.ReadHeader(cn.br, limit)
+	if errors.Is(err, wire.ErrFrameTooLarge) {
+		stopLog()
+		return fail(c.fail(reasonSession, fmt.Errorf(
+			"the central's answer to END for round %d is bigger than the winners of this round's %d bets could take (%w): stopping; look at the central",
+			round, bets, err)))
+	}
 	var payload []byte
 	if err == nil {
 		payload, err = wire.ReadPayload(cn.br, nil, size)
@@ -92,10 +104,14 @@ func (r *run) readWinners(ctx context.Context, cn *conn, round int, exact bool, 
 		}
 		return fail(c.fail(reasonSession, fmt.Errorf("winners of round %d: %w", round, err)))
 	}
+	numbered := w.Round != 0 // the v1 message says the winning number
 	if w.Round == 0 {
 		w.Round = round // the seed's format does not say
 	} else if w.Round < round || (exact && w.Round != round) {
 		return fail(c.fail(reasonSession, fmt.Errorf("asked for the winners of round %d, the central sent those of round %d", round, w.Round)))
+	}
+	if err := r.checkWinners(w, numbered, bets); err != nil {
+		return fail(c.fail(reasonSession, err))
 	}
 	span.SetAttributes(attribute.Int("loteria.winners", len(w.DNIs)), attribute.Int("loteria.round", w.Round))
 	r.progress++
@@ -128,4 +144,75 @@ func (r *run) logWhileWaiting(round int, by time.Time) func() {
 		close(done)
 		<-stopped
 	}
+}
+
+// maxWinnersFrameFor bounds a winners message for a round of bets bets:
+// its list, each DNI with its separator, beside room for the message's
+// first line or an error message.
+func maxWinnersFrameFor(bets int64) int {
+	const room = 64 << 10
+	return int(min(int64(room)+bets*(lottery.MaxDocumentDigits+1), 1<<40))
+}
+
+// chunkBets is how many bets the chunk holds, or (length unknown) how many
+// were written.
+func (r *run) chunkBets() int64 {
+	if r.chunkLen >= 0 {
+		return r.chunkLen
+	}
+	return max(r.sentHigh-r.chunkStart(), 0)
+}
+
+// checkWinners makes sure the central's winners are this agency's, so
+// that no DNI it did not bet is ever printed as a winner: each is the
+// document of a bet of the chunk that plays the round's number (any
+// number when the message does not say it, as the seed's does not), and
+// none comes more times than the chunk has such bets. The chunk is read
+// again from the stream (the bets file), so this holds after a restart
+// too; a OneShot stream cannot be read again, and its caller checks.
+func (r *run) checkWinners(w wire.Winners, numbered bool, bets int64) error {
+	if int64(len(w.DNIs)) > bets {
+		return fmt.Errorf("the central sent %d winners for round %d, more than this round's %d bets: stopping without printing them; look at the central",
+			len(w.DNIs), w.Round, bets)
+	}
+	if len(w.DNIs) == 0 {
+		return nil
+	}
+	if _, ok := r.s.(*oneShot); ok {
+		return nil
+	}
+	left := make(map[string]int, len(w.DNIs))
+	for _, d := range w.DNIs {
+		left[d]++
+	}
+	src, err := r.s.Open(r.chunkStart())
+	if err != nil {
+		return fmt.Errorf("check the winners of round %d against this agency's bets: %w", w.Round, err)
+	}
+	if cl, ok := src.(io.Closer); ok {
+		defer cl.Close()
+	}
+	matched := 0
+	for matched < len(w.DNIs) {
+		b, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("check the winners of round %d against this agency's bets: %w", w.Round, err)
+		}
+		if n := left[b.Document]; n > 0 && (!numbered || b.Number == w.Number) {
+			left[b.Document] = n - 1
+			matched++
+		}
+	}
+	if matched < len(w.DNIs) {
+		what := "are not the document of a bet of this round's"
+		if numbered {
+			what = fmt.Sprintf("are not the document of a bet playing %d among this round's", w.Number)
+		}
+		return fmt.Errorf("the central's winners of round %d are not this agency's: %d of the %d it sent %s %d: stopping without printing them; look at the central",
+			w.Round, len(w.DNIs)-matched, len(w.DNIs), what, r.chunkBets())
+	}
+	return nil
 }

@@ -149,7 +149,9 @@ func TestExitCodes(t *testing.T) {
 				return agencytest.Action{}
 			}},
 			wantStdout: []string{"agency 1 round 1 winners ("},
-			wantStderr: []string{"20 bets refused", "line 2: bad date"},
+			// Line 2 of the batch from index 100: the file's line 102. The
+			// central's words themselves are never repeated.
+			wantStderr: []string{"20 bets refused", `"code":"invalid"`, `"file_line":102`},
 		},
 		{
 			name: "retry budget spent", args: append([]string{"--data", path, "--retry-budget=200ms"}, retry...), wantCode: 1,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -72,12 +73,59 @@ var ErrAckRejected = errors.New("central rejected the batch")
 
 // AckError is an error ack: Code is "" when the message carries none (a
 // seed server's).
+//
+// Its Error never repeats Msg: the text comes from the peer, which may
+// quote a bet's fields (personal data) however ours describes them, so
+// what is logged or printed is the code, the message's size and the line
+// of the batch it names.
 type AckError struct {
 	Code string
-	Msg  string // the whole message after "error;"
+	Msg  string // the whole message after "error;": the peer's words, never logged
 }
 
-func (e *AckError) Error() string { return ErrAckRejected.Error() + ": " + e.Msg }
+func (e *AckError) Error() string {
+	var b strings.Builder
+	b.WriteString(ErrAckRejected.Error())
+	if e.Code != "" {
+		b.WriteString(" (code ")
+		b.WriteString(e.Code)
+	} else {
+		b.WriteString(" (no code")
+	}
+	if n, ok := e.Line(); ok {
+		b.WriteString(", line ")
+		b.WriteString(strconv.Itoa(n))
+	}
+	b.WriteString(", a ")
+	b.WriteString(strconv.Itoa(len(e.Msg)))
+	b.WriteString("-byte message not shown: a central's words may quote personal data)")
+	return b.String()
+}
+
+// Line is the line of the batch the message names ("<code>: line N: ..."),
+// when it names one.
+func (e *AckError) Line() (int, bool) {
+	m := e.Msg
+	if e.Code != "" {
+		m = strings.TrimPrefix(m, e.Code+": ")
+	}
+	rest, ok := strings.CutPrefix(m, "line ")
+	if !ok {
+		return 0, false
+	}
+	end := 0
+	for end < len(rest) && end < 9 && rest[end] >= '0' && rest[end] <= '9' {
+		end++
+	}
+	if end == 0 || end == len(rest) || rest[end] != ':' {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest[:end])
+	if err != nil || n < 1 {
+		return 0, false
+	}
+	return n, true
+}
 
 // Unwrap makes errors.Is(err, ErrAckRejected) hold.
 func (e *AckError) Unwrap() error { return ErrAckRejected }

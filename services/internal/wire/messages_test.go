@@ -25,8 +25,8 @@ func TestAppendErrorAck(t *testing.T) {
 		err := ParseAck(got[1:])
 		if !errors.Is(err, ErrAckRejected) {
 			t.Errorf("ParseAck of our own error ack %q = %v, want ErrAckRejected", got[1:], err)
-		} else if !strings.Contains(err.Error(), tt.want[len("error;"):]) {
-			t.Errorf("ParseAck error %q lost the message %q", err, tt.want[len("error;"):])
+		} else if ae, ok := err.(*AckError); !ok || ae.Msg != tt.want[len("error;"):] {
+			t.Errorf("ParseAck error %#v lost the message %q", err, tt.want[len("error;"):])
 		}
 	}
 }
@@ -101,7 +101,7 @@ func TestParseWinnersErrors(t *testing.T) {
 		mention string // the error must say this
 	}{
 		{"", "empty"},
-		{"error;the draw failed", "the draw failed"},
+		{"error;the draw failed", "15-byte message"},
 		{"error;", "error"},
 		{"1;;2", "empty DNI"},
 		{"1;", "empty DNI"},

@@ -174,3 +174,38 @@ func TestHeaderAndMessageErrorsNeverQuote(t *testing.T) {
 		})
 	}
 }
+
+// TestAckErrorNeverRepeatsThePeer: an error ack's text is the peer's and
+// may quote anything; its Error says the code, the line it names and its
+// size, never the text.
+func TestAckErrorNeverRepeatsThePeer(t *testing.T) {
+	tests := []struct {
+		ack      string
+		code     string
+		line     int // 0: none
+		wantText string
+	}{
+		{"error;invalid: line 3: document " + docMark + " of " + firstMark, "invalid", 3, "(code invalid, line 3, a "},
+		{"error;malformed: line 12: " + lastMark + " has a ';'", "malformed", 12, "(code malformed, line 12, a "},
+		{"error;busy: at the connection limit " + numMark, "busy", 0, "(code busy, a "},
+		{"error;" + firstMark + " " + docMark, "", 0, "(no code, a "},
+		{"error;line 7: " + dateMark, "", 7, "(no code, line 7, a "},
+		{"error;invalid: line 1234567890123: x", "invalid", 0, "(code invalid, a "},
+		{"error;invalid: line 0: x", "invalid", 0, "(code invalid, a "},
+		{"error;invalid: line 5", "invalid", 0, "(code invalid, a "},
+	}
+	for _, tt := range tests {
+		err := wire.ParseAck([]byte(tt.ack))
+		ae, ok := err.(*wire.AckError)
+		if !ok {
+			t.Fatalf("%q: ParseAck = %v, want an *AckError", tt.ack, err)
+		}
+		checkNoMarker(t, tt.ack, err)
+		if ae.Code != tt.code || !strings.Contains(err.Error(), tt.wantText) {
+			t.Errorf("%q: code %q, error %q; want code %q and %q", tt.ack, ae.Code, err, tt.code, tt.wantText)
+		}
+		if n, ok := ae.Line(); (tt.line != 0) != ok || n != tt.line {
+			t.Errorf("%q: Line() = %d, %v; want %d", tt.ack, n, ok, tt.line)
+		}
+	}
+}

@@ -1,0 +1,259 @@
+package agency
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/loteria/loteria/services/agency/agencytest"
+	"github.com/loteria/loteria/services/internal/wire"
+)
+
+// The tests in this file play a central that lies or misbehaves: the
+// agency must neither trust what it says about winners nor let it grow
+// the agency's memory, its connections or its wait without bound.
+
+// TestWinnersCheckedAgainstTheFile: whatever winners a central sends, the
+// agency reports only DNIs of its own chunk's bets that play the round's
+// number; anything else stops the run, and nothing is reported.
+func TestWinnersCheckedAgainstTheFile(t *testing.T) {
+	bets := genBets(21, 80)
+	lines := linesOf(bets)
+	win := winnersOf(lines)
+	if len(win) == 0 {
+		t.Fatal("the generated bets have no winner: pick another seed")
+	}
+	loser := ""
+	for _, l := range lines {
+		if f := strings.Split(l, ";"); f[4] != "7574" && !strings.Contains(";"+strings.Join(win, ";")+";", ";"+f[2]+";") {
+			loser = f[2]
+			break
+		}
+	}
+	v1 := func(list string) string { return "WINNERS;round=1;number=7574\n" + list }
+	cases := []struct {
+		name, reply string
+		ok          bool
+	}{
+		{"the true winners", v1(strings.Join(win, ";")), true},
+		{"no winners", v1("NO_WINNERS"), true},
+		{"a DNI not in the file", v1("99999999"), false},
+		{"a DNI whose bets do not play the number", v1(loser), false},
+		{"a winner twice", v1(win[0] + ";" + strings.Join(win, ";")), false},
+		{"another number than the bets'", "WINNERS;round=1;number=1234\n" + strings.Join(win, ";"), false},
+		{"seed format, a DNI not in the file", "99999999", false},
+		{"seed format, the true winners", strings.Join(win, ";"), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := newFake(t, agencytest.Options{OnEnd: func(agencytest.Conn) agencytest.Action {
+				return agencytest.Action{Reply: tc.reply, Close: true}
+			}})
+			opts := testOptions(fake.Addr())
+			opts.RetryBudget = 0
+			h := newHarness(t, opts, Deps{})
+			_, err := h.run(t, NewBetsStream(bets))
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("err = %v", err)
+				}
+				return
+			}
+			var ae *Error
+			if err == nil || !errors.As(err, &ae) || ae.Reason != reasonSession {
+				t.Fatalf("err = %v, want a session error (the central's winners are not this agency's)", err)
+			}
+			if got := h.reported(); len(got) != 0 {
+				t.Errorf("reported %+v: a wrong winners list must not be printed", got)
+			}
+			if strings.Contains(err.Error(), "99999999") || (loser != "" && strings.Contains(err.Error(), loser)) {
+				t.Errorf("the error quotes a DNI: %v", err)
+			}
+			if fake.Conns() != 1 {
+				t.Errorf("%d connections: a central that sends wrong winners is not retried", fake.Conns())
+			}
+		})
+	}
+}
+
+// TestWinnersFrameBoundedByTheBets: a winners frame larger than the
+// chunk's bets could need is refused from its header, before its payload
+// is read or allocated.
+func TestWinnersFrameBoundedByTheBets(t *testing.T) {
+	bets := genBets(22, 20)
+	huge := strings.Repeat("1;", 1<<20) + "1" // 2 MiB of one-digit DNIs
+	fake := newFake(t, agencytest.Options{OnEnd: func(agencytest.Conn) agencytest.Action {
+		return agencytest.Action{Reply: "WINNERS;round=1;number=7574\n" + huge, Close: true}
+	}})
+	opts := testOptions(fake.Addr())
+	h := newHarness(t, opts, Deps{})
+	_, err := h.run(t, NewBetsStream(bets))
+	var ae *Error
+	if err == nil || !errors.As(err, &ae) || ae.Reason != reasonSession || !strings.Contains(err.Error(), "20 bets") {
+		t.Fatalf("err = %v, want a session error naming the round's 20 bets", err)
+	}
+	if fake.Conns() != 1 {
+		t.Errorf("%d connections, want 1: an oversized answer is not retried", fake.Conns())
+	}
+}
+
+// TestRoundsToCollectBounded: a central claiming a round far past the one
+// the chunk went out in cannot make the agency collect every round
+// between: a chunk's bets fit in at most one round per batch written.
+func TestRoundsToCollectBounded(t *testing.T) {
+	bets := genBets(23, 50) // 5 batches of 10
+	fake := newFake(t, agencytest.Options{OnEnd: func(c agencytest.Conn) agencytest.Action {
+		if c.Round == 0 {
+			return agencytest.Action{Reply: "WINNERS;round=100000000;number=7574\nNO_WINNERS", Close: true}
+		}
+		return agencytest.Action{}
+	}})
+	h := newHarness(t, testOptions(fake.Addr()), Deps{})
+	_, err := h.run(t, NewBetsStream(bets))
+	var ae *Error
+	if err == nil || !errors.As(err, &ae) || ae.Reason != reasonSession || !strings.Contains(err.Error(), "100000000") {
+		t.Fatalf("err = %v, want a session error about round 100000000", err)
+	}
+	if n := fake.Conns(); n != 1 {
+		t.Errorf("%d connections, want 1: no round is collected on such a claim", n)
+	}
+	if got := h.reported(); len(got) != 0 {
+		t.Errorf("reported %+v, want nothing", got)
+	}
+}
+
+// TestCollectingRoundsOneDeadline: the earlier rounds of a chunk cut by
+// closes are collected within one --winners-timeout in all, not one each,
+// and each is reported as it arrives.
+func TestCollectingRoundsOneDeadline(t *testing.T) {
+	bets := genBets(24, 60)
+	const timeout = time.Second
+	var fake *agencytest.Central
+	var h *harness
+	var seenBefore [5]atomic.Int32 // rounds reported when round x's END came
+	fake = newFake(t, agencytest.Options{
+		OnBatch: func(b agencytest.Batch) agencytest.Action {
+			if b.From == 20 || b.From == 40 {
+				fake.CloseRound() // rounds 1, 2 and 3 hold 20 bets each
+			}
+			return agencytest.Action{}
+		},
+		OnEnd: func(c agencytest.Conn) agencytest.Action {
+			if c.Round != 0 {
+				seenBefore[c.Round].Store(int32(len(h.reported())))
+				// A central slow to answer: 0.7 s for each earlier round.
+				time.Sleep(timeout * 7 / 10)
+			}
+			return agencytest.Action{}
+		},
+	})
+	opts := testOptions(fake.Addr())
+	opts.InFlight = 1 // each batch acked before the next: the closes fall between batches
+	opts.WinnersTimeout = timeout
+	h = newHarness(t, opts, Deps{})
+	_, err := h.run(t, NewBetsStream(bets))
+	var ae *Error
+	if err == nil || !errors.As(err, &ae) || ae.Reason != reasonTimeout {
+		t.Fatalf("err = %v, want a timeout: two rounds at 0.7 s each do not fit in one 1 s deadline", err)
+	}
+	// Round 1 came in time, round 2 did not; round 3's (the END's own,
+	// checked) are reported too.
+	got := h.reported()
+	if len(got) != 2 || got[0].Round != 1 || got[1].Round != 3 {
+		t.Fatalf("reported %+v, want rounds 1 and 3", got)
+	}
+	if n := seenBefore[2].Load(); n != 1 {
+		t.Errorf("when round 2 was asked for, %d rounds were reported, want 1: each round is printed as it arrives", n)
+	}
+}
+
+// TestRoundsReportedInOrderAsTheyArrive: the same cut chunk with a prompt
+// central: every round, in order, each printed before the next is asked.
+func TestRoundsReportedInOrderAsTheyArrive(t *testing.T) {
+	bets := genBets(24, 60)
+	lines := linesOf(bets)
+	var fake *agencytest.Central
+	var h *harness
+	var seenBefore [5]atomic.Int32
+	fake = newFake(t, agencytest.Options{
+		OnBatch: func(b agencytest.Batch) agencytest.Action {
+			if b.From == 20 || b.From == 40 {
+				fake.CloseRound()
+			}
+			return agencytest.Action{}
+		},
+		OnEnd: func(c agencytest.Conn) agencytest.Action {
+			if c.Round != 0 {
+				seenBefore[c.Round].Store(int32(len(h.reported())) + 1)
+			}
+			return agencytest.Action{}
+		},
+	})
+	opts := testOptions(fake.Addr())
+	opts.InFlight = 1
+	h = newHarness(t, opts, Deps{})
+	if _, err := h.run(t, NewBetsStream(bets)); err != nil {
+		t.Fatal(err)
+	}
+	got := h.reported()
+	if len(got) != 3 {
+		t.Fatalf("reported %+v, want rounds 1, 2, 3", got)
+	}
+	for i, w := range got {
+		if w.Round != i+1 || !equalStrings(w.Winners, winnersOf(lines[20*i:20*i+20])) {
+			t.Errorf("report %d: round %d winners %v, want round %d winners %v", i, w.Round, w.Winners, i+1, winnersOf(lines[20*i:20*i+20]))
+		}
+	}
+	for x := 1; x <= 2; x++ {
+		if n := seenBefore[x].Load() - 1; n != int32(x-1) {
+			t.Errorf("when round %d was asked for, %d rounds were reported, want %d", x, n, x-1)
+		}
+	}
+}
+
+// TestCentralTextNeverLogged: an error message from the central may quote
+// anything (a bet's fields, if it is not ours); the agency logs its code,
+// its size and the bet it names, never its text.
+func TestCentralTextNeverLogged(t *testing.T) {
+	bets := genBets(25, 40)
+	doc := bets[32].Document
+	text := fmt.Sprintf("line 3: the document %s of %s %s is not allowed", doc, bets[32].FirstName, bets[32].LastName)
+	fake := newFake(t, agencytest.Options{OnBatch: func(b agencytest.Batch) agencytest.Action {
+		if b.From == 30 {
+			return agencytest.Action{Reject: text}
+		}
+		return agencytest.Action{}
+	}})
+	h := newHarness(t, testOptions(fake.Addr()), Deps{})
+	_, err := h.run(t, NewBetsStream(bets))
+	if !errors.Is(err, ErrRejected) {
+		t.Fatalf("err = %v, want the refusal summary", err)
+	}
+	logs := h.log.String()
+	for _, s := range []string{doc, bets[32].FirstName, bets[32].LastName, "not allowed"} {
+		if strings.Contains(logs, s) || strings.Contains(err.Error(), s) {
+			t.Errorf("the log or the error quotes the central's text (%q):\n%s\n%v", s, logs, err)
+		}
+	}
+	// Line 3 of the batch from bet 30 is stream index 32: the agency says
+	// which bet of its own file it was, so the operator can look.
+	if !strings.Contains(logs, "code=invalid") || !strings.Contains(logs, "bet=32") {
+		t.Errorf("the warning does not give the code and the bet:\n%s", logs)
+	}
+
+	// A session refusal: the code's meaning, not the central's words.
+	fake2 := newFake(t, agencytest.Options{OnHello: func(agencytest.Conn, wire.Hello) agencytest.Action {
+		return agencytest.Action{Reply: "error;agency: agency " + doc + " is unknown", Close: true}
+	}})
+	h2 := newHarness(t, testOptions(fake2.Addr()), Deps{})
+	_, err = h2.run(t, NewBetsStream(bets))
+	if err == nil || strings.Contains(err.Error(), doc) || strings.Contains(h2.log.String(), doc) {
+		t.Errorf("err = %v: want a refusal that does not quote the central", err)
+	}
+	if err != nil && !strings.Contains(err.Error(), "CLIENT_COUNT") {
+		t.Errorf("err = %v: want the hint for the agency code", err)
+	}
+}
