@@ -257,3 +257,58 @@ func TestCentralTextNeverLogged(t *testing.T) {
 		t.Errorf("err = %v: want the hint for the agency code", err)
 	}
 }
+
+// TestWinnersCheckedAfterAResume: a run that resumed mid-chunk sent only
+// the chunk's last bets; its winners, some among the bets an earlier run
+// sent, are checked against the chunk read again from the stream.
+func TestWinnersCheckedAfterAResume(t *testing.T) {
+	bets := genBets(26, 90)
+	lines := linesOf(bets)
+	win := winnersOf(lines)
+	if len(win) == 0 || len(winnersOf(lines[:40])) == 0 {
+		t.Fatal("no winner among the first 40 generated bets: pick another seed")
+	}
+	for _, stranger := range []bool{false, true} {
+		var lie atomic.Bool
+		fake := newFake(t, agencytest.Options{
+			OnBatch: func(b agencytest.Batch) agencytest.Action {
+				if b.From == 40 && b.Conn == 1 {
+					return agencytest.Action{Reply: "error;store_failed: disk full", Close: true}
+				}
+				return agencytest.Action{}
+			},
+			OnEnd: func(agencytest.Conn) agencytest.Action {
+				if lie.Load() {
+					return agencytest.Action{Reply: "WINNERS;round=1;number=7574\n" + win[0] + ";99999999", Close: true}
+				}
+				return agencytest.Action{}
+			},
+		})
+		// The first run stops at the refused batch (no retry): the
+		// central keeps its first 40 bets.
+		opts := testOptions(fake.Addr())
+		opts.DialAttempts = 1
+		if _, err := newHarness(t, opts, Deps{}).run(t, NewBetsStream(bets)); err == nil {
+			t.Fatal("the first run succeeded; want it stopped at bet 40")
+		}
+		if m := fake.Mark(1); m != 40 {
+			t.Fatalf("the central's mark is %d after the first run, want 40", m)
+		}
+		lie.Store(stranger)
+		h := newHarness(t, testOptions(fake.Addr()), Deps{})
+		res, err := h.run(t, NewBetsStream(bets))
+		if res.Resumed != 40 {
+			t.Fatalf("resumed at %d, want 40", res.Resumed)
+		}
+		if !stranger {
+			if err != nil || !equalStrings(res.Winners, win) {
+				t.Errorf("err %v, winners %v; want %v", err, res.Winners, win)
+			}
+			continue
+		}
+		var ae *Error
+		if !errors.As(err, &ae) || ae.Reason != reasonSession || len(h.reported()) != 0 {
+			t.Errorf("err = %v, reported %v: want a session error and nothing printed", err, h.reported())
+		}
+	}
+}

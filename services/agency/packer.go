@@ -16,7 +16,8 @@ type packer struct {
 	maxBets  int
 	maxFrame int
 	src      Source
-	index    int64 // stream index of the next bet src yields
+	index    int64      // stream index of the next bet src yields
+	keys     *chunkKeys // records every bet packed (nil: none)
 
 	held    *lottery.Bet // a bet read but left for the next frame
 	heldBuf lottery.Bet
@@ -69,6 +70,9 @@ func (p *packer) next(hdr wire.BatchHeader) (int, error) {
 				return 0, fmt.Errorf("%w: the bet at stream index %d needs %d bytes, frames are at most %d", errBetTooLarge, p.index, size, p.maxFrame)
 			}
 			break
+		}
+		if p.keys != nil {
+			p.keys.put(p.index, bet)
 		}
 		p.held = nil
 		p.index++

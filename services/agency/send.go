@@ -149,7 +149,7 @@ func (w *window) full() bool { return len(w.slots) == cap(w.slots) }
 func (r *run) writeBatches(ctx context.Context, cn *conn, src Source, round int, from int64, win *window, bytes *byteWindow) error {
 	c := r.c
 	ext := c.opts.Protocol == ProtocolLoteria
-	pk := &packer{agency: c.opts.Agency, maxBets: c.opts.MaxBets, maxFrame: wire.MaxAgencyFrame, src: src, index: from}
+	pk := &packer{agency: c.opts.Agency, maxBets: c.opts.MaxBets, maxFrame: wire.MaxAgencyFrame, src: src, index: from, keys: r.chunkKeys()}
 	var (
 		b    batch
 		seq  uint64

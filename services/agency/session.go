@@ -31,6 +31,8 @@ type run struct {
 
 	startRound    int       // the round open when the chunk's first batch went out (0: unknown)
 	chunkBatches  int64     // batch frames written for the chunk (resends too), by the sender
+	keys          chunkKeys // the chunk's bets sent, for checking its winners (sender-owned while sending)
+	keysChunk     int64     // the chunk keys holds (-1: none)
 	endRound      int       // the round of the connection that wrote the chunk's END (0: none yet)
 	lastCollected int       // the latest round whose winners this run received
 	winnersBy     time.Time // deadline of the chunk's wait for its winners (zero: no END yet)
@@ -62,6 +64,7 @@ func newRun(c *Client, s Stream, res *Result) *run {
 		chunkLen:  s.Len(),
 		lastChunk: int64(c.opts.Rounds) - 1,
 		knownEnd:  -1,
+		keysChunk: -1,
 		first:     true,
 		paceBase:  -1,
 	}

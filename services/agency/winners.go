@@ -167,9 +167,11 @@ func (r *run) chunkBets() int64 {
 // that no DNI it did not bet is ever printed as a winner: each is the
 // document of a bet of the chunk that plays the round's number (any
 // number when the message does not say it, as the seed's does not), and
-// none comes more times than the chunk has such bets. The chunk is read
-// again from the stream (the bets file), so this holds after a restart
-// too; a OneShot stream cannot be read again, and its caller checks.
+// none comes more times than the chunk has such bets. The chunk's bets
+// are those the sender recorded (chunkKeys) or, when this run did not
+// send them all (it resumed after a restart), the chunk read again from
+// the stream; a OneShot stream cannot be read again, and its caller
+// checks.
 func (r *run) checkWinners(w wire.Winners, numbered bool, bets int64) error {
 	if int64(len(w.DNIs)) > bets {
 		return fmt.Errorf("the central sent %d winners for round %d, more than this round's %d bets: stopping without printing them; look at the central",
@@ -181,29 +183,13 @@ func (r *run) checkWinners(w wire.Winners, numbered bool, bets int64) error {
 	if _, ok := r.s.(*oneShot); ok {
 		return nil
 	}
-	left := make(map[string]int, len(w.DNIs))
-	for _, d := range w.DNIs {
-		left[d]++
-	}
-	src, err := r.s.Open(r.chunkStart())
-	if err != nil {
-		return fmt.Errorf("check the winners of round %d against this agency's bets: %w", w.Round, err)
-	}
-	if cl, ok := src.(io.Closer); ok {
-		defer cl.Close()
-	}
-	matched := 0
-	for matched < len(w.DNIs) {
-		b, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("check the winners of round %d against this agency's bets: %w", w.Round, err)
-		}
-		if n := left[b.Document]; n > 0 && (!numbered || b.Number == w.Number) {
-			left[b.Document] = n - 1
-			matched++
+	var matched int
+	if r.keysChunk == r.chunk && r.keys.whole() {
+		matched = r.keys.match(w.DNIs, numbered, w.Number)
+	} else {
+		var err error
+		if matched, err = r.rereadMatch(w, numbered); err != nil {
+			return err
 		}
 	}
 	if matched < len(w.DNIs) {
@@ -215,4 +201,48 @@ func (r *run) checkWinners(w wire.Winners, numbered bool, bets int64) error {
 			w.Round, len(w.DNIs)-matched, len(w.DNIs), what, r.chunkBets())
 	}
 	return nil
+}
+
+// chunkKeys is where the sender records the chunk's bets (nil when the
+// stream is a OneShot, whose winners are its caller's to check).
+func (r *run) chunkKeys() *chunkKeys {
+	if _, ok := r.s.(*oneShot); ok {
+		return nil
+	}
+	if r.keysChunk != r.chunk {
+		r.keys.reset(r.chunkStart(), r.chunkLen)
+		r.keysChunk = r.chunk
+	}
+	return &r.keys
+}
+
+// rereadMatch is chunkKeys.match over the chunk read again from the
+// stream: after a restart, which sent only the chunk's last bets.
+func (r *run) rereadMatch(w wire.Winners, numbered bool) (int, error) {
+	left := make(map[string]int, len(w.DNIs))
+	for _, d := range w.DNIs {
+		left[d]++
+	}
+	src, err := r.s.Open(r.chunkStart())
+	if err != nil {
+		return 0, fmt.Errorf("check the winners of round %d against this agency's bets: %w", w.Round, err)
+	}
+	if cl, ok := src.(io.Closer); ok {
+		defer cl.Close()
+	}
+	matched := 0
+	for matched < len(w.DNIs) {
+		b, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("check the winners of round %d against this agency's bets: %w", w.Round, err)
+		}
+		if n := left[b.Document]; n > 0 && (!numbered || b.Number == w.Number) {
+			left[b.Document] = n - 1
+			matched++
+		}
+	}
+	return matched, nil
 }
