@@ -193,11 +193,11 @@ func (r *run) checkWinners(w wire.Winners, numbered bool, bets int64) error {
 		}
 	}
 	if matched < len(w.DNIs) {
-		what := "are not the document of a bet of this round's"
+		what := "bets of this round"
 		if numbered {
-			what = fmt.Sprintf("are not the document of a bet playing %d among this round's", w.Number)
+			what = fmt.Sprintf("bets of this round playing %d", w.Number)
 		}
-		return fmt.Errorf("the central's winners of round %d are not this agency's: %d of the %d it sent %s %d: stopping without printing them; look at the central",
+		return fmt.Errorf("the central's winners of round %d are not this agency's: %d of the %d DNIs it sent match none of the agency's %s (%d bets), or come more often than they do: stopping without printing them; look at the central (a seed server run twice with the same data stores the bets twice)",
 			w.Round, len(w.DNIs)-matched, len(w.DNIs), what, r.chunkBets())
 	}
 	return nil
