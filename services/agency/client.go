@@ -173,9 +173,13 @@ type RoundWinners struct {
 
 // Result is what one run achieved.
 type Result struct {
-	// Winners are the last round's winners; Rounds every round's, in order.
-	Winners []string
-	Rounds  []RoundWinners
+	// Winners are the last round's winners; Rounds every round's, in
+	// order: the last MaxKeptRounds of them at least, twice that at most
+	// (a run until stopped would grow without end; Deps.OnWinners sees
+	// every one). RoundsDone counts them all.
+	Winners    []string
+	Rounds     []RoundWinners
+	RoundsDone int
 	Bets    int // bets of this run the central confirmed as stored (each once)
 	Batches int // batches acknowledged (a resend counts again)
 	// Resumed is the central's mark when the run started: the bets it
@@ -189,6 +193,9 @@ type Result struct {
 	// winners.
 	BarrierWait time.Duration
 }
+
+// MaxKeptRounds is how many rounds' winners a Result keeps.
+const MaxKeptRounds = 1024
 
 // Error is a failed run, with the reason used in metrics.
 type Error struct {

@@ -312,3 +312,32 @@ func TestWinnersCheckedAfterAResume(t *testing.T) {
 		}
 	}
 }
+
+// TestResultKeepsBoundedRounds: a long run keeps the last rounds' winners,
+// not every round's, and counts them all; every one is still reported.
+func TestResultKeepsBoundedRounds(t *testing.T) {
+	const rounds = 2*MaxKeptRounds + 3
+	fake := newFake(t, agencytest.Options{})
+	opts := testOptions(fake.Addr())
+	opts.Rounds = rounds
+	h := newHarness(t, opts, Deps{})
+	s, err := NewGeneratedStream(1, 7, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.run(t, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RoundsDone != rounds || len(h.reported()) != rounds {
+		t.Fatalf("%d rounds done, %d reported; want %d", res.RoundsDone, len(h.reported()), rounds)
+	}
+	if n := len(res.Rounds); n < MaxKeptRounds || n >= 2*MaxKeptRounds {
+		t.Errorf("the result keeps %d rounds, want %d to %d", n, MaxKeptRounds, 2*MaxKeptRounds-1)
+	}
+	for i, w := range res.Rounds {
+		if want := rounds - len(res.Rounds) + 1 + i; w.Round != want {
+			t.Fatalf("kept round %d is round %d, want %d: the last ones, in order", i, w.Round, want)
+		}
+	}
+}

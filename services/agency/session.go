@@ -182,6 +182,11 @@ func (r *run) emit(w wire.Winners) {
 		dnis = []string{}
 	}
 	rw := RoundWinners{Round: w.Round, Number: w.Number, Winners: dnis}
+	r.res.RoundsDone++
+	if len(r.res.Rounds) >= 2*MaxKeptRounds {
+		// Amortised: the oldest half goes once it doubled.
+		r.res.Rounds = append(r.res.Rounds[:0], r.res.Rounds[len(r.res.Rounds)-MaxKeptRounds+1:]...)
+	}
 	r.res.Rounds = append(r.res.Rounds, rw)
 	r.res.Winners = dnis
 	r.lastCollected = max(r.lastCollected, w.Round)

@@ -172,7 +172,7 @@ func send(ctx context.Context, cfg *agency.ProgramConfig, tlsConfig *tls.Config,
 	}
 	res, err := client.Run(ctx, stream)
 	if err == nil || errors.Is(err, agency.ErrRejected) {
-		log.Info("done", "rounds", len(res.Rounds), "bets", res.Bets, "batches", res.Batches, "resumed_at", res.Resumed,
+		log.Info("done", "rounds", res.RoundsDone, "bets", res.Bets, "batches", res.Batches, "resumed_at", res.Resumed,
 			"barrier_wait", res.BarrierWait)
 	}
 	return err
