@@ -180,8 +180,8 @@ type Result struct {
 	Winners    []string
 	Rounds     []RoundWinners
 	RoundsDone int
-	Bets    int // bets of this run the central confirmed as stored (each once)
-	Batches int // batches acknowledged (a resend counts again)
+	Bets       int // bets of this run the central confirmed as stored (each once)
+	Batches    int // batches acknowledged (a resend counts again)
 	// Resumed is the central's mark when the run started: the bets it
 	// already had.
 	Resumed int64
