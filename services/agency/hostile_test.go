@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -101,27 +102,81 @@ func TestWinnersFrameBoundedByTheBets(t *testing.T) {
 }
 
 // TestRoundsToCollectBounded: a central claiming a round far past the one
-// the chunk went out in cannot make the agency collect every round
-// between: a chunk's bets fit in at most one round per batch written.
+// the chunk went out in makes the agency collect round after round, but
+// only until the one deadline, keeping a bounded Result.
 func TestRoundsToCollectBounded(t *testing.T) {
-	bets := genBets(23, 50) // 5 batches of 10
-	fake := newFake(t, agencytest.Options{OnEnd: func(c agencytest.Conn) agencytest.Action {
-		if c.Round == 0 {
-			return agencytest.Action{Reply: "WINNERS;round=100000000;number=7574\nNO_WINNERS", Close: true}
+	bets := genBets(23, 50)
+	var named sync.Map // connection → the round its HELLO named
+	fake := newFake(t, agencytest.Options{
+		OnHello: func(c agencytest.Conn, h wire.Hello) agencytest.Action {
+			if h.Round == 0 {
+				return agencytest.Action{}
+			}
+			// Every round "exists", drawn, with all the agency's bets.
+			named.Store(c.N, h.Round)
+			w := wire.Welcome{Version: 1, Agency: 1, Round: h.Round, State: wire.RoundDrawn, Mark: 50, Ended: true, LastEnd: 100000000, LastMark: 50}
+			return agencytest.Action{Reply: string(wire.AppendWelcome(nil, w))}
+		},
+		OnEnd: func(c agencytest.Conn) agencytest.Action {
+			x, ok := named.Load(c.N)
+			if !ok {
+				return agencytest.Action{Reply: "WINNERS;round=100000000;number=7574\nNO_WINNERS", Close: true}
+			}
+			return agencytest.Action{Reply: fmt.Sprintf("WINNERS;round=%d;number=7574\nNO_WINNERS", x), Close: true}
+		},
+	})
+	opts := testOptions(fake.Addr())
+	opts.WinnersTimeout = 300 * time.Millisecond
+	h := newHarness(t, opts, Deps{})
+	res, err := h.run(t, NewBetsStream(bets))
+	var ae *Error
+	if err == nil || !errors.As(err, &ae) || ae.Reason != reasonTimeout {
+		t.Fatalf("err = %v, want the winners timeout", err)
+	}
+	if n := len(res.Rounds); n >= 2*MaxKeptRounds {
+		t.Errorf("the result keeps %d rounds: want fewer than %d", n, 2*MaxKeptRounds)
+	}
+	got := h.reported()
+	if len(got) < 2 || got[0].Round != 1 || got[len(got)-1].Round != 100000000 {
+		t.Fatalf("reported %d rounds, want round 1 first and the END's round last", len(got))
+	}
+	for i := 1; i < len(got)-1; i++ {
+		if got[i].Round != got[i-1].Round+1 {
+			t.Fatalf("report %d is round %d after %d: want each in order", i, got[i].Round, got[i-1].Round)
+		}
+	}
+}
+
+// TestRoundsWithoutTheAgencysBets: a cut-off closes rounds whether or not
+// the agency sent in them (a paced agency, a long backoff): every round
+// between is collected, however few batches the chunk had.
+func TestRoundsWithoutTheAgencysBets(t *testing.T) {
+	bets := genBets(27, 30) // batches from 0, 10 and 20
+	lines := linesOf(bets)
+	var fake *agencytest.Central
+	fake = newFake(t, agencytest.Options{OnBatch: func(b agencytest.Batch) agencytest.Action {
+		if b.From == 20 {
+			for range 4 {
+				fake.CloseRound() // rounds 1 to 4 close; round 5 gets the last batch
+			}
 		}
 		return agencytest.Action{}
 	}})
-	h := newHarness(t, testOptions(fake.Addr()), Deps{})
-	_, err := h.run(t, NewBetsStream(bets))
-	var ae *Error
-	if err == nil || !errors.As(err, &ae) || ae.Reason != reasonSession || !strings.Contains(err.Error(), "100000000") {
-		t.Fatalf("err = %v, want a session error about round 100000000", err)
+	opts := testOptions(fake.Addr())
+	opts.InFlight = 1
+	h := newHarness(t, opts, Deps{})
+	if _, err := h.run(t, NewBetsStream(bets)); err != nil {
+		t.Fatal(err)
 	}
-	if n := fake.Conns(); n != 1 {
-		t.Errorf("%d connections, want 1: no round is collected on such a claim", n)
+	got := h.reported()
+	want := [][]string{winnersOf(lines[:20]), {}, {}, {}, winnersOf(lines[20:])}
+	if len(got) != len(want) {
+		t.Fatalf("reported %+v, want rounds 1 to 5", got)
 	}
-	if got := h.reported(); len(got) != 0 {
-		t.Errorf("reported %+v, want nothing", got)
+	for i, w := range got {
+		if w.Round != i+1 || !equalStrings(w.Winners, want[i]) {
+			t.Errorf("report %d: round %d winners %v, want round %d winners %v", i, w.Round, w.Winners, i+1, want[i])
+		}
 	}
 }
 
@@ -339,5 +394,51 @@ func TestResultKeepsBoundedRounds(t *testing.T) {
 		if want := rounds - len(res.Rounds) + 1 + i; w.Round != want {
 			t.Fatalf("kept round %d is round %d, want %d: the last ones, in order", i, w.Round, want)
 		}
+	}
+}
+
+// TestWinnerInTwoRounds: a bet is in one round, so it wins in one at most:
+// a central that names the same winning bet in two rounds of a chunk is
+// refused, whatever each round alone would allow.
+func TestWinnerInTwoRounds(t *testing.T) {
+	bets := genBets(24, 60)
+	win := winnersOf(linesOf(bets))
+	if len(win) == 0 {
+		t.Fatal("no winner among the generated bets: pick another seed")
+	}
+	var fake *agencytest.Central
+	fake = newFake(t, agencytest.Options{
+		OnBatch: func(b agencytest.Batch) agencytest.Action {
+			if b.From == 20 || b.From == 40 {
+				fake.CloseRound()
+			}
+			return agencytest.Action{}
+		},
+		OnEnd: func(c agencytest.Conn) agencytest.Action {
+			r := c.Round
+			if r == 0 {
+				r = 3
+			}
+			return agencytest.Action{Reply: fmt.Sprintf("WINNERS;round=%d;number=7574\n%s", r, win[0]), Close: true}
+		},
+	})
+	opts := testOptions(fake.Addr())
+	opts.InFlight = 1
+	h := newHarness(t, opts, Deps{})
+	_, err := h.run(t, NewBetsStream(bets))
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Reason != reasonSession {
+		t.Fatalf("err = %v, want a session error: one bet reported as winning in two rounds", err)
+	}
+	times := 0
+	for _, w := range h.reported() {
+		for _, d := range w.Winners {
+			if d == win[0] {
+				times++
+			}
+		}
+	}
+	if times != 1 {
+		t.Errorf("the winning bet was reported %d times (%+v), want once", times, h.reported())
 	}
 }

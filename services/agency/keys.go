@@ -83,8 +83,10 @@ func (k *chunkKeys) whole() bool {
 }
 
 // match counts how many of dnis are documents of recorded bets playing
-// number (any number when numbered is false), each bet matched once.
-func (k *chunkKeys) match(dnis []string, numbered bool, number int) int {
+// number (any number when numbered is false), each bet matched once over
+// all the calls that share won (the stream indexes matched before: a bet
+// is in one round, so it wins in one at most).
+func (k *chunkKeys) match(dnis []string, numbered bool, number int, won map[int64]struct{}) int {
 	left := make(map[uint64]int, len(dnis))
 	for _, d := range dnis {
 		key, ok := betKey(d, max(number, 0))
@@ -97,7 +99,7 @@ func (k *chunkKeys) match(dnis []string, numbered bool, number int) int {
 		left[key]++
 	}
 	matched := 0
-	for _, key := range k.keys {
+	for i, key := range k.keys {
 		if numbered {
 			if int(key&keyNumberMask) != number {
 				continue
@@ -106,6 +108,11 @@ func (k *chunkKeys) match(dnis []string, numbered bool, number int) int {
 			key >>= keyNumberBits
 		}
 		if n := left[key]; n > 0 {
+			idx := k.start + int64(i)
+			if _, done := won[idx]; done {
+				continue
+			}
+			won[idx] = struct{}{}
 			left[key] = n - 1
 			matched++
 			if matched == len(dnis) {

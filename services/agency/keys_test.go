@@ -64,9 +64,16 @@ func TestChunkKeysMatch(t *testing.T) {
 		{[]string{"11"}, true, 1, 0},
 	}
 	for _, tt := range tests {
-		if got := k.match(tt.dnis, tt.numbered, tt.number); got != tt.want {
+		if got := k.match(tt.dnis, tt.numbered, tt.number, map[int64]struct{}{}); got != tt.want {
 			t.Errorf("match(%v, %v, %d) = %d, want %d", tt.dnis, tt.numbered, tt.number, got, tt.want)
 		}
+	}
+
+	// Over calls sharing won, each bet matches once: the two bets of 11
+	// playing 7574, then none left.
+	won := map[int64]struct{}{}
+	if a, b := k.match([]string{"11"}, true, 7574, won), k.match([]string{"11", "11"}, true, 7574, won); a != 1 || b != 1 {
+		t.Errorf("11 then 11;11 over one won set matched %d and %d, want 1 and 1", a, b)
 	}
 
 	var part chunkKeys

@@ -171,7 +171,6 @@ func (r *run) writeBatches(ctx context.Context, cn *conn, src Source, round int,
 			cn.Close()
 			return err
 		}
-		r.chunkBatches += int64(pend.batches)
 		c.m.batchesSent.Add(float64(pend.batches))
 		c.m.betsSent.Add(float64(pend.bets))
 		c.m.bytesSent.Add(float64(pend.bytes))
@@ -418,7 +417,7 @@ func (r *run) refused(p inflight, ae *wire.AckError) {
 	// Neither the bets nor the central's words are logged: ours describes
 	// without quoting (docs/PROTOCOL.md), but the text is the peer's. The
 	// stream index of the bet it names lets the operator look it up.
-	args := []any{"seq", p.seq, "from", p.from, "bets", p.bets, "code", ae.Code, "message_bytes", len(ae.Msg)}
+	args := []any{"seq", p.seq, "from", p.from, "bets", p.bets, "code", ae.ShownCode(), "message_bytes", len(ae.Msg)}
 	if line, ok := ae.Line(); ok && line <= p.bets {
 		idx := p.from + int64(line) - 1
 		args = append(args, "bet", idx)

@@ -29,14 +29,15 @@ type run struct {
 	sentHigh int64  // every bet below it was written at least once by this run
 	out      []byte // the sender's coalesced frames, kept from connection to connection
 
-	startRound    int       // the round open when the chunk's first batch went out (0: unknown)
-	chunkBatches  int64     // batch frames written for the chunk (resends too), by the sender
-	keys          chunkKeys // the chunk's bets sent, for checking its winners (sender-owned while sending)
-	keysChunk     int64     // the chunk keys holds (-1: none)
-	endRound      int       // the round of the connection that wrote the chunk's END (0: none yet)
-	lastCollected int       // the latest round whose winners this run received
-	winnersBy     time.Time // deadline of the chunk's wait for its winners (zero: no END yet)
-	endAt         time.Time // when the chunk's first END was written
+	startRound    int                // the round open when the chunk's first batch went out (0: unknown)
+	keys          chunkKeys          // the chunk's bets sent, for checking its winners (sender-owned while sending)
+	keysChunk     int64              // the chunk keys holds (-1: none)
+	won           map[int64]struct{} // stream indexes of the chunk's bets matched to winners so far
+	wonChunk      int64              // the chunk won is for (-1: none)
+	endRound      int                // the round of the connection that wrote the chunk's END (0: none yet)
+	lastCollected int                // the latest round whose winners this run received
+	winnersBy     time.Time          // deadline of the chunk's wait for its winners (zero: no END yet)
+	endAt         time.Time          // when the chunk's first END was written
 
 	rejectedBefore  int64 // the central's count of refused bets at the first WELCOME
 	welcomeRejected int64 // its count at the latest WELCOME
@@ -65,6 +66,7 @@ func newRun(c *Client, s Stream, res *Result) *run {
 		lastChunk: int64(c.opts.Rounds) - 1,
 		knownEnd:  -1,
 		keysChunk: -1,
+		wonChunk:  -1,
 		first:     true,
 		paceBase:  -1,
 	}
@@ -134,15 +136,12 @@ func (r *run) loteria(ctx context.Context) error {
 			r.emit(w)
 		} else {
 			// A cut-off that passed while the chunk was being sent put
-			// its first bets in earlier rounds (docs/ROUNDS.md). Each of
-			// them holds at least one of the chunk's batches, whole: a
-			// central that names more rounds than that is not believed.
+			// its first bets in earlier rounds (docs/ROUNDS.md). How many
+			// rounds closed meanwhile, and which hold its bets, the agency
+			// cannot know (a cut-off closes a round whether or not the
+			// agency sent in it): the deadline bounds their collecting,
+			// each is printed as it comes, and the Result keeps the last.
 			last := out.winners.Round
-			if r.startRound > 0 && int64(last-r.startRound) > r.chunkBatches {
-				return r.c.fail(reasonSession, fmt.Errorf(
-					"the central sent the winners of round %d, but this round's bets went out from round %d in %d batches: they cannot be in %d rounds; stopping rather than collecting them: look at the central",
-					last, r.startRound, r.chunkBatches, last-r.startRound+1))
-			}
 			var err error
 			for x := r.startRound; x > 0 && x < last; x++ {
 				if x <= r.lastCollected {
@@ -170,7 +169,7 @@ func (r *run) loteria(ctx context.Context) error {
 
 func (r *run) nextChunk() {
 	r.chunk++
-	r.startRound, r.endRound, r.chunkBatches = 0, 0, 0
+	r.startRound, r.endRound = 0, 0
 	r.winnersBy, r.endAt = time.Time{}, time.Time{}
 	r.paceOrigin = time.Time{}
 }

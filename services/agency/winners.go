@@ -167,7 +167,8 @@ func (r *run) chunkBets() int64 {
 // that no DNI it did not bet is ever printed as a winner: each is the
 // document of a bet of the chunk that plays the round's number (any
 // number when the message does not say it, as the seed's does not), and
-// none comes more times than the chunk has such bets. The chunk's bets
+// none comes more times than the chunk has such bets, over all the
+// rounds of the chunk (a bet is in one round only). The chunk's bets
 // are those the sender recorded (chunkKeys) or, when this run did not
 // send them all (it resumed after a restart), the chunk read again from
 // the stream; a OneShot stream cannot be read again, and its caller
@@ -183,9 +184,12 @@ func (r *run) checkWinners(w wire.Winners, numbered bool, bets int64) error {
 	if _, ok := r.s.(*oneShot); ok {
 		return nil
 	}
+	if r.wonChunk != r.chunk {
+		r.won, r.wonChunk = map[int64]struct{}{}, r.chunk
+	}
 	var matched int
 	if r.keysChunk == r.chunk && r.keys.whole() {
-		matched = r.keys.match(w.DNIs, numbered, w.Number)
+		matched = r.keys.match(w.DNIs, numbered, w.Number, r.won)
 	} else {
 		var err error
 		if matched, err = r.rereadMatch(w, numbered); err != nil {
@@ -231,7 +235,7 @@ func (r *run) rereadMatch(w wire.Winners, numbered bool) (int, error) {
 		defer cl.Close()
 	}
 	matched := 0
-	for matched < len(w.DNIs) {
+	for idx := r.chunkStart(); matched < len(w.DNIs); idx++ {
 		b, err := src.Next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -240,6 +244,10 @@ func (r *run) rereadMatch(w wire.Winners, numbered bool) (int, error) {
 			return 0, fmt.Errorf("check the winners of round %d against this agency's bets: %w", w.Round, err)
 		}
 		if n := left[b.Document]; n > 0 && (!numbered || b.Number == w.Number) {
+			if _, done := r.won[idx]; done {
+				continue
+			}
+			r.won[idx] = struct{}{}
 			left[b.Document] = n - 1
 			matched++
 		}

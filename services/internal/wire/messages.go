@@ -52,6 +52,27 @@ const (
 	CodeVersion      = "version"       // a HELLO the central cannot speak
 )
 
+// KnownCode reports whether code is one of the codes above: only those
+// are ever shown (a peer's unknown "code" is its own words).
+func KnownCode(code string) bool {
+	switch code {
+	case CodeMalformed, CodeInvalid, CodeAgency, CodeGap, CodeConflict, CodeClosed, CodeEnded, CodeUnnamed,
+		CodeBusy, CodeConnected, CodeShuttingDown, CodeStoreFailed, CodeFingerprint, CodeRound, CodeProtocol, CodeVersion:
+		return true
+	}
+	return false
+}
+
+// ShownCode is the code as it may be logged: itself when known, else
+// "unknown" (or "" when there is none).
+func (e *AckError) ShownCode() string {
+	switch {
+	case e.Code == "" || KnownCode(e.Code):
+		return e.Code
+	}
+	return "unknown"
+}
+
 // Retryable reports whether an error ack with this code clears by itself:
 // the agency should reconnect after a backoff, resume and go on.
 func Retryable(code string) bool {
@@ -86,11 +107,16 @@ type AckError struct {
 func (e *AckError) Error() string {
 	var b strings.Builder
 	b.WriteString(ErrAckRejected.Error())
-	if e.Code != "" {
+	switch {
+	case e.Code == "":
+		b.WriteString(" (no code")
+	case KnownCode(e.Code):
 		b.WriteString(" (code ")
 		b.WriteString(e.Code)
-	} else {
-		b.WriteString(" (no code")
+	default:
+		b.WriteString(" (a code this agency does not know, ")
+		b.WriteString(strconv.Itoa(len(e.Code)))
+		b.WriteString(" bytes")
 	}
 	if n, ok := e.Line(); ok {
 		b.WriteString(", line ")

@@ -193,6 +193,8 @@ func TestAckErrorNeverRepeatsThePeer(t *testing.T) {
 		{"error;invalid: line 1234567890123: x", "invalid", 0, "(code invalid, a "},
 		{"error;invalid: line 0: x", "invalid", 0, "(code invalid, a "},
 		{"error;invalid: line 5", "invalid", 0, "(code invalid, a "},
+		{"error;qzxfirst_qzxlast: line 2: x", "qzxfirst_qzxlast", 2, "(a code this agency does not know, 16 bytes, line 2, a "},
+		{"error;" + strings.Repeat("x", 5000) + ": x", strings.Repeat("x", 5000), 0, "(a code this agency does not know, 5000 bytes, a 5003-byte"},
 	}
 	for _, tt := range tests {
 		err := wire.ParseAck([]byte(tt.ack))
@@ -201,8 +203,14 @@ func TestAckErrorNeverRepeatsThePeer(t *testing.T) {
 			t.Fatalf("%q: ParseAck = %v, want an *AckError", tt.ack, err)
 		}
 		checkNoMarker(t, tt.ack, err)
+		if strings.Contains(strings.ToLower(err.Error()), "qzx") || len(err.Error()) > 200 {
+			t.Errorf("%q: error %q repeats the peer's words", tt.ack[:min(len(tt.ack), 40)], err.Error()[:min(len(err.Error()), 200)])
+		}
+		if tt.code != "" && !wire.KnownCode(tt.code) && ae.ShownCode() != "unknown" {
+			t.Errorf("%q: ShownCode() = %q, want unknown", tt.ack[:min(len(tt.ack), 40)], ae.ShownCode())
+		}
 		if ae.Code != tt.code || !strings.Contains(err.Error(), tt.wantText) {
-			t.Errorf("%q: code %q, error %q; want code %q and %q", tt.ack, ae.Code, err, tt.code, tt.wantText)
+			t.Errorf("%.40q: code %.40q, error %q; want code %.40q and %q", tt.ack, ae.Code, err, tt.code, tt.wantText)
 		}
 		if n, ok := ae.Line(); (tt.line != 0) != ok || n != tt.line {
 			t.Errorf("%q: Line() = %d, %v; want %d", tt.ack, n, ok, tt.line)
