@@ -88,6 +88,10 @@ func (r *run) readWinners(ctx context.Context, cn *conn, round int, exact bool, 
 				return fail(c.fail(reasonTimeout, fmt.Errorf("the central began its answer to END for round %d (%d bytes announced) and did not finish it within the winners timeout (--winners-timeout %s): look at the central",
 					round, size, c.opts.WinnersTimeout)))
 			}
+			if exact {
+				return fail(c.fail(reasonTimeout, fmt.Errorf("the winners of round %d were not collected within the winners timeout (--winners-timeout %s), which bounds collecting all of this round's earlier rounds: look at the central",
+					round, c.opts.WinnersTimeout)))
+			}
 			return fail(c.fail(reasonTimeout, fmt.Errorf("no winners for round %d within the winners timeout (--winners-timeout %s): the draw is waiting for agencies that have not finished",
 				round, c.opts.WinnersTimeout)))
 		}
