@@ -442,3 +442,77 @@ func TestWinnerInTwoRounds(t *testing.T) {
 		t.Errorf("the winning bet was reported %d times (%+v), want once", times, h.reported())
 	}
 }
+
+// The END sent in round 2 lands in round 3 (a cut-off moved it on), the
+// connection is lost, round 3 is drawn: the reconnect redirects to the
+// open round, whose WELCOME names lastend=3. The agency collects round 3
+// and, as for any END's round, the chunk's earlier rounds 1 and 2, which
+// hold all its bets (found by helper-22: they were skipped, the run
+// succeeding without them).
+func TestCollectPathCollectsEarlierRounds(t *testing.T) {
+	bets := genBets(27, 30)
+	lines := linesOf(bets)
+	var fake *agencytest.Central
+	var ends atomic.Int32
+	winnersIn := func(round int) string {
+		var d []string
+		for _, s := range fake.Stored(1) {
+			if s.Round == round {
+				d = append(d, s.Line)
+			}
+		}
+		w := winnersOf(d)
+		if len(w) == 0 {
+			return fmt.Sprintf("WINNERS;round=%d;number=7574\nNO_WINNERS", round)
+		}
+		return fmt.Sprintf("WINNERS;round=%d;number=7574\n%s", round, strings.Join(w, ";"))
+	}
+	fake = newFake(t, agencytest.Options{
+		Agencies: 2,
+		OnBatch: func(b agencytest.Batch) agencytest.Action {
+			if b.From == 20 {
+				fake.CloseRound()
+			}
+			return agencytest.Action{}
+		},
+		OnHello: func(c agencytest.Conn, h wire.Hello) agencytest.Action {
+			if ends.Load() == 0 {
+				return agencytest.Action{}
+			}
+			switch h.Round {
+			case 0:
+				w := wire.Welcome{Version: 1, Agency: 1, Round: 4, State: wire.RoundOpen, Mark: 30, LastEnd: 3, LastMark: 30}
+				return agencytest.Action{Reply: string(wire.AppendWelcome(nil, w))}
+			case 3:
+				w := wire.Welcome{Version: 1, Agency: 1, Round: 3, State: wire.RoundDrawn, Mark: 30, Ended: true, LastEnd: 3, LastMark: 30}
+				return agencytest.Action{Reply: string(wire.AppendWelcome(nil, w))}
+			}
+			return agencytest.Action{}
+		},
+		OnEnd: func(c agencytest.Conn) agencytest.Action {
+			if ends.Add(1) == 1 {
+				fake.CloseRound() // round 2 closes: the END is recorded in round 3
+				fake.CloseRound() // round 3 is drawn
+				return agencytest.Action{Close: true}
+			}
+			return agencytest.Action{Reply: winnersIn(c.Round), Close: true}
+		},
+	})
+	opts := testOptions(fake.Addr())
+	opts.InFlight = 1
+	h := newHarness(t, opts, Deps{})
+	res, err := h.run(t, NewBetsStream(bets))
+	got := h.reported()
+	if err != nil || res.RoundsDone != 3 {
+		t.Fatalf("err %v, %d rounds done (reported %+v), want 3 and no error", err, res.RoundsDone, got)
+	}
+	want := [][]string{winnersOf(lines[:20]), winnersOf(lines[20:]), {}}
+	if len(got) != len(want) {
+		t.Fatalf("reported %d rounds %+v, want rounds 1 to 3 (1 and 2 hold the chunk's bets)", len(got), got)
+	}
+	for i := range got {
+		if got[i].Round != i+1 || !equalStrings(got[i].Winners, want[i]) {
+			t.Errorf("report %d: round %d %v, want round %d %v", i, got[i].Round, got[i].Winners, i+1, want[i])
+		}
+	}
+}

@@ -133,32 +133,33 @@ func (r *run) loteria(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			// Then as any END's round: the chunk's earlier rounds too
+			// (none known after a restart: startRound is 0).
+			out.winners = w
+		}
+		// A cut-off that passed while the chunk was being sent put
+		// its first bets in earlier rounds (docs/ROUNDS.md). How many
+		// rounds closed meanwhile, and which hold its bets, the agency
+		// cannot know (a cut-off closes a round whether or not the
+		// agency sent in it): the deadline bounds their collecting,
+		// each is printed as it comes, and the Result keeps the last.
+		last := out.winners.Round
+		var err error
+		for x := r.startRound; x > 0 && x < last; x++ {
+			if x <= r.lastCollected {
+				continue
+			}
+			r.c.log.Info("a round closed while this round's bets were being sent: collecting the winners of the earlier round too",
+				"round", x, "last_round", last)
+			var w wire.Winners
+			if w, err = r.collectRound(ctx, x, by); err != nil {
+				break
+			}
 			r.emit(w)
-		} else {
-			// A cut-off that passed while the chunk was being sent put
-			// its first bets in earlier rounds (docs/ROUNDS.md). How many
-			// rounds closed meanwhile, and which hold its bets, the agency
-			// cannot know (a cut-off closes a round whether or not the
-			// agency sent in it): the deadline bounds their collecting,
-			// each is printed as it comes, and the Result keeps the last.
-			last := out.winners.Round
-			var err error
-			for x := r.startRound; x > 0 && x < last; x++ {
-				if x <= r.lastCollected {
-					continue
-				}
-				r.c.log.Info("a round closed while this round's bets were being sent: collecting the winners of the earlier round too",
-					"round", x, "last_round", last)
-				var w wire.Winners
-				if w, err = r.collectRound(ctx, x, by); err != nil {
-					break
-				}
-				r.emit(w)
-			}
-			r.emit(out.winners) // checked, and its own: reported even when an earlier round failed
-			if err != nil {
-				return err
-			}
+		}
+		r.emit(out.winners) // checked, and its own: reported even when an earlier round failed
+		if err != nil {
+			return err
 		}
 		if r.lastChunk >= 0 && r.chunk >= r.lastChunk {
 			return nil
