@@ -3,6 +3,7 @@ package agency
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -190,12 +191,7 @@ func TestCollectingRoundsOneDeadline(t *testing.T) {
 	var h *harness
 	var seenBefore [5]atomic.Int32 // rounds reported when round x's END came
 	fake = newFake(t, agencytest.Options{
-		OnBatch: func(b agencytest.Batch) agencytest.Action {
-			if b.From == 20 || b.From == 40 {
-				fake.CloseRound() // rounds 1, 2 and 3 hold 20 bets each
-			}
-			return agencytest.Action{}
-		},
+		OnBatch: cutAt(&fake, 20, 40), // rounds 1, 2 and 3 hold 20 bets each
 		OnEnd: func(c agencytest.Conn) agencytest.Action {
 			if c.Round != 0 {
 				seenBefore[c.Round].Store(int32(len(h.reported())))
@@ -234,12 +230,7 @@ func TestRoundsReportedInOrderAsTheyArrive(t *testing.T) {
 	var h *harness
 	var seenBefore [5]atomic.Int32
 	fake = newFake(t, agencytest.Options{
-		OnBatch: func(b agencytest.Batch) agencytest.Action {
-			if b.From == 20 || b.From == 40 {
-				fake.CloseRound()
-			}
-			return agencytest.Action{}
-		},
+		OnBatch: cutAt(&fake, 20, 40),
 		OnEnd: func(c agencytest.Conn) agencytest.Action {
 			if c.Round != 0 {
 				seenBefore[c.Round].Store(int32(len(h.reported())) + 1)
@@ -408,12 +399,7 @@ func TestWinnerInTwoRounds(t *testing.T) {
 	}
 	var fake *agencytest.Central
 	fake = newFake(t, agencytest.Options{
-		OnBatch: func(b agencytest.Batch) agencytest.Action {
-			if b.From == 20 || b.From == 40 {
-				fake.CloseRound()
-			}
-			return agencytest.Action{}
-		},
+		OnBatch: cutAt(&fake, 20, 40),
 		OnEnd: func(c agencytest.Conn) agencytest.Action {
 			r := c.Round
 			if r == 0 {
@@ -514,5 +500,17 @@ func TestCollectPathCollectsEarlierRounds(t *testing.T) {
 		if got[i].Round != i+1 || !equalStrings(got[i].Winners, want[i]) {
 			t.Errorf("report %d: round %d %v, want round %d %v", i, got[i].Round, got[i].Winners, i+1, want[i])
 		}
+	}
+}
+
+// cutAt is an OnBatch hook that closes the open round, as a cut-off
+// would, before the batch from each of froms is stored (*fake is set once
+// newFake returns, before any batch).
+func cutAt(fake **agencytest.Central, froms ...int64) func(agencytest.Batch) agencytest.Action {
+	return func(b agencytest.Batch) agencytest.Action {
+		if slices.Contains(froms, b.From) {
+			(*fake).CloseRound()
+		}
+		return agencytest.Action{}
 	}
 }
