@@ -4,6 +4,7 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -109,11 +110,22 @@ func Winners(bets []Bet) []string {
 }
 
 // ReadStore reads the central's bets file (agency,first,last,document,
-// birthdate,number) with encoding/csv.
+// birthdate,number) with encoding/csv. A running central's file ends in
+// the zeros its store keeps ahead (docs/STORE.md): it is read up to its
+// last newline, as docs/STORE.md tells a reader of a live store to, and
+// anything but zeros after that line fails the test.
 func ReadStore(tb testing.TB, path string) []Bet {
 	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rows := b[:bytes.LastIndexByte(b, '\n')+1]
+	if rest := b[len(rows):]; len(bytes.Trim(rest, "\x00")) != 0 {
+		tb.Fatalf("%s: %d bytes after its last row are not the zeros a store keeps ahead", path, len(rest))
+	}
 	var bets []Bet
-	readCSV(tb, path, 6, func(rec []string) {
+	readCSVFrom(tb, path, bytes.NewReader(rows), 6, func(rec []string) {
 		a, err := strconv.Atoi(rec[0])
 		if err != nil {
 			tb.Fatalf("%s: agency %q", path, rec[0])
@@ -132,7 +144,12 @@ func readCSV(tb testing.TB, path string, fields int, fn func(rec []string)) {
 		tb.Fatal(err)
 	}
 	defer f.Close()
-	r := csv.NewReader(f)
+	readCSVFrom(tb, path, f, fields, fn)
+}
+
+func readCSVFrom(tb testing.TB, path string, in io.Reader, fields int, fn func(rec []string)) {
+	tb.Helper()
+	r := csv.NewReader(in)
 	r.FieldsPerRecord = fields
 	for {
 		rec, err := r.Read()

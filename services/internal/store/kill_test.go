@@ -3,12 +3,16 @@ package store
 import (
 	"bufio"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loteria/loteria/internal/testenv"
 )
 
 // killEnv makes the test binary a helper that appends to a real store
@@ -65,7 +69,8 @@ func killHelper() int {
 // each agency's bets run without a gap or a repeat from 0 to its mark.
 func TestKillMidWrite(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bets.csv")
-	acked := map[int]int64{} // agency → the highest acknowledged end
+	acked := map[int]int64{}   // agency → the highest acknowledged end
+	zeroed := map[string]int{} // file → kills that left it ending in zeros
 	for round := range 3 {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), killEnv+"="+path)
@@ -98,9 +103,21 @@ func TestKillMidWrite(t *testing.T) {
 		if n < 300 {
 			t.Fatalf("kill %d: the helper acknowledged only %d batches", round+1, n)
 		}
-		s := openT(t, path, Options{MaxGroupBytes: 64 << 10})
+		// SIGKILL leaves what the writer wrote, the zeros it keeps ahead
+		// of the files' ends included, and never a torn record (a write
+		// is done or not): recovery cuts the zeros without a word.
+		for _, name := range []string{path, journalPath(path)} {
+			if b, _ := os.ReadFile(name); len(b) > 0 && b[len(b)-1] == 0 {
+				zeroed[name]++
+			}
+		}
+		var logs testenv.Buffer
+		s := openT(t, path, Options{MaxGroupBytes: 64 << 10, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		rec := s.Recovered()
 		closeT(t, s)
+		if strings.Contains(logs.String(), "torn") {
+			t.Fatalf("kill %d: recovery took the zeros ahead for a torn record:\n%s", round+1, logs.String())
+		}
 		data, _ := os.ReadFile(path)
 		next := map[int]int64{}
 		for _, id := range storedBets(t, data) {
@@ -115,5 +132,8 @@ func TestKillMidWrite(t *testing.T) {
 			}
 		}
 		t.Logf("kill %d: %d acknowledged batches; %d bets stored; quarantined %d bytes", round+1, n, rec.Bets, rec.QuarantinedBytes)
+	}
+	if zeroed[path] == 0 || zeroed[journalPath(path)] == 0 {
+		t.Fatalf("no kill left zeros ahead of both files' ends (%v): the test did not see what it checks", zeroed)
 	}
 }

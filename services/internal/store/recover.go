@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -27,6 +28,10 @@ const quarantineTime = "20060102T150405.000000000Z"
 // tornSlack is how far past one group's bytes a torn write may leave a
 // file: one file-system block (a tail of zeros or garbage to its end).
 const tornSlack = 4096
+
+// journalSlack is the most a journal may hold past its last whole record
+// after a crash: a torn record, the zeros kept ahead of it, a torn block.
+const journalSlack = frameLen + maxRecordBytes + preallocBytes + tornSlack
 
 // File modes: bets are personal data.
 const (
@@ -65,9 +70,10 @@ func (e *RecoveryError) Error() string {
 type plan struct {
 	create      bool   // no store yet: create the journal (and data file)
 	st          *state // replayed up to the commit kept
-	dataSize    int64  // bytes in the data file now (0: missing)
+	dataSize    int64  // bytes in the data file now, without the zeros at its end (0: missing)
+	dataFile    int64  // bytes in the data file now, zeros included
 	dataExists  bool
-	journalSize int64
+	journalSize int64 // bytes in the journal now, zeros included
 	journalKeep int64 // journal bytes to keep (the rest: a torn tail or a dropped commit)
 	dropped     uint64
 	droppedWhy  string
@@ -193,19 +199,21 @@ func analyse(fsy fsys.FS, path string) (*plan, error) {
 	p.journalKeep = r.off
 	if rest := p.journalSize - r.off; rest > 0 {
 		// What follows the last good record is a torn last write when it
-		// is no longer than one record and no good record starts in it.
-		damaged := rest > frameLen+maxRecordBytes
+		// is no longer than one record, the zeros the writer keeps ahead
+		// of the journal's end (ahead) and a torn block, and no good record
+		// starts in it. Only zeros: nothing was torn.
+		damaged := rest > journalSlack
 		if !damaged {
 			b := make([]byte, rest)
 			if _, err := jf.ReadAt(b, r.off); err != nil && !errors.Is(err, io.EOF) {
 				return nil, fmt.Errorf("store %s: read the journal: %w", path, err)
 			}
-			damaged = laterRecord(b)
+			p.torn = int64(len(bytes.TrimRight(b, "\x00")))
+			damaged = p.torn > 0 && laterRecord(b)
 		}
 		if damaged {
 			return nil, refuse(fmt.Sprintf("%s.journal is damaged in the middle: the record at byte %d is unreadable but %d bytes follow it, more than a torn last write leaves", base, r.off, rest), aside)
 		}
-		p.torn = rest
 	}
 
 	df, err := openData(fsy, path, p.dataExists)
@@ -214,6 +222,16 @@ func analyse(fsy fsys.FS, path string) (*plan, error) {
 	}
 	if df != nil {
 		defer df.Close()
+	}
+	// The zeros the writer keeps ahead of the bets file's end (ahead) are
+	// not data: past the last commit lie at most one group, the zeros
+	// ahead of it and a torn block. Rows end in a newline, so no row
+	// loses a byte.
+	p.dataFile = p.dataSize
+	if df != nil {
+		if p.dataSize, err = zeroTail(df, p.dataFile, p.bound+preallocBytes); err != nil {
+			return nil, fmt.Errorf("store %s: read the bets file: %w", path, err)
+		}
 	}
 	if pending != nil {
 		if err := p.st.check(pending); err != nil {
@@ -255,7 +273,18 @@ func analyse(fsy fsys.FS, path string) (*plan, error) {
 		}
 	}
 	if t := p.tail(); t > p.bound {
-		return nil, refuse(fmt.Sprintf("%s holds %d bytes past the journal's last commit (which ends at byte %d), more than one group commit (%d bytes) can leave behind: the journal is older than the bets file", base, t, p.st.size, p.bound), aside)
+		// Past the last commit lie at most one group and a torn block: the
+		// zeros kept ahead of them, which a torn write may leave between
+		// the two, do not count.
+		n := t
+		if t <= p.bound+preallocBytes {
+			if n, err = nonZero(df, p.st.size, t); err != nil {
+				return nil, fmt.Errorf("store %s: read the bets file: %w", path, err)
+			}
+		}
+		if n > p.bound {
+			return nil, refuse(fmt.Sprintf("%s holds %d bytes past the journal's last commit (which ends at byte %d), more than one group commit (%d bytes) can leave behind: the journal is older than the bets file", base, n, p.st.size, p.bound), aside)
+		}
 	}
 	return p, nil
 }
@@ -334,6 +363,12 @@ func (s *Store) applyPlan(p *plan, now time.Time) error {
 		}
 		if err := s.sync(s.data); err != nil {
 			return fmt.Errorf("store %s: sync the bets file: %w", path, err)
+		}
+	} else if p.dataFile > p.st.size {
+		// Only zeros past the last commit: cut, not quarantined. Should a
+		// power cut undo the cut, the next recovery cuts them again.
+		if err := s.data.Truncate(p.st.size); err != nil {
+			return fmt.Errorf("store %s: cut the zeros past the bets file's last commit: %w", path, err)
 		}
 	}
 	if s.journal, err = s.fs.OpenFile(journalPath(path), os.O_RDWR, 0); err != nil {
@@ -427,6 +462,42 @@ func (s *Store) quarantine(name string, off, n int64) error {
 		return fmt.Errorf("store %s: close the quarantine file: %w", s.path, err)
 	}
 	return s.syncDir(filepath.Dir(name))
+}
+
+// zeroTail is where f's first size bytes end once the zero bytes at
+// their end are left out, looking back at most limit bytes: zeros further
+// back count as bytes.
+func zeroTail(f fsys.File, size, limit int64) (int64, error) {
+	buf := make([]byte, min(limit, size, 64<<10))
+	end := size
+	for end > 0 && size-end < limit {
+		b := buf[:min(int64(len(buf)), end, limit-(size-end))]
+		if _, err := f.ReadAt(b, end-int64(len(b))); err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		for i := len(b) - 1; i >= 0; i-- {
+			if b[i] != 0 {
+				return end - int64(len(b)) + int64(i) + 1, nil
+			}
+		}
+		end -= int64(len(b))
+	}
+	return end, nil
+}
+
+// nonZero counts the bytes of f's [off, off+n) that are not zero.
+func nonZero(f fsys.File, off, n int64) (int64, error) {
+	buf := make([]byte, min(n, 64<<10))
+	var count int64
+	for done := int64(0); done < n; {
+		b := buf[:min(int64(len(buf)), n-done)]
+		if _, err := f.ReadAt(b, off+done); err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		count += int64(len(b) - bytes.Count(b, []byte{0}))
+		done += int64(len(b))
+	}
+	return count, nil
 }
 
 // readPid reads the pid a lock holder wrote ("pid <n>"), 0 if none.

@@ -147,6 +147,9 @@ func TestRecoveryRefuses(t *testing.T) {
 			"bets.csv.journal": append(bytes.Clone(b.journal), specHeader(1, recBound)...),
 		}, "changed outside loteria"},
 		{"tail one byte past the bound", map[string][]byte{"bets.csv": append(bytes.Clone(b.data), bytes.Repeat([]byte("x"), recBound+4096+1)...), "bets.csv.journal": b.journal}, "older"},
+		{"tail one byte past the bound, among zeros", map[string][]byte{"bets.csv": append(bytes.Clone(b.data), append(append(bytes.Repeat([]byte("x"), recBound), zeros(5000)...), bytes.Repeat([]byte("y"), 4097)...)...), "bets.csv.journal": b.journal}, "older"},
+		{"more zeros past the journal's end than the writer keeps ahead", map[string][]byte{"bets.csv": b.data, "bets.csv.journal": append(bytes.Clone(b.journal), zeros(journalSlack+1)...)}, "damaged in the middle"},
+		{"a record past the journal's zeros ahead", map[string][]byte{"bets.csv": b.data, "bets.csv.journal": append(append(bytes.Clone(b.journal), append([]byte{9}, zeros(5000)...)...), specHeader(1, recBound)...)}, "damaged in the middle"},
 		{"legacy store", map[string][]byte{"bets.csv": b.data, "bets.csv.commits": make([]byte, 12)}, "mv "},
 		{"seed-written file", map[string][]byte{"bets.csv": b.data}, "no journal"},
 		{"journal of another kind", map[string][]byte{"bets.csv": b.data, "bets.csv.journal": []byte("LOTJRNL0" + string(b.journal[8:]))}, "not a loteria journal"},
@@ -210,6 +213,14 @@ func TestRecoveryRepairs(t *testing.T) {
 		tc{"intact", b.data, b.journal, recBatches, nil},
 		tc{"intact, reopened before", b.data, append(bytes.Clone(b.journal), specHeader(1, recBound)...), recBatches, nil},
 		tc{"torn HEADER of an open", b.data, append(bytes.Clone(b.journal), specHeader(1, recBound)[:9]...), recBatches, nil},
+		// The zeros the writer keeps ahead of both files' ends (SIGKILL
+		// leaves them, and a power cut, possibly torn).
+		tc{"zeros ahead of both files", append(bytes.Clone(b.data), zeros(preallocBytes)...), append(bytes.Clone(b.journal), zeros(preallocBytes)...), recBatches, nil},
+		tc{"last commit's data lost over the zeros ahead", append(bytes.Clone(b.data[:cut]), zeros(len(b.data)-cut+900)...), b.journal, recBatches - 1, nil},
+		tc{"last commit's data torn over the zeros ahead", append(bytes.Clone(b.data[:cut+7]), zeros(900)...), b.journal, recBatches - 1, b.data[cut : cut+7]},
+		tc{"torn last record over the zeros ahead", append(bytes.Clone(b.data), zeros(900)...), append(bytes.Clone(b.journal[:last.off+5]), zeros(4096)...), recBatches - 1, b.data[cut:]},
+		tc{"zeros ahead, then a torn block", append(bytes.Clone(b.data), append(zeros(preallocBytes-100), "xyz"...)...), b.journal, recBatches, append(zeros(preallocBytes-100), "xyz"...)},
+		tc{"journal's zeros ahead, then a torn block", b.data, append(bytes.Clone(b.journal), append(zeros(preallocBytes), 1, 2, 3)...), recBatches, nil},
 	)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -252,6 +263,8 @@ func TestRecoveryRepairs(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func zeros(n int) []byte { return make([]byte, n) }
 
 // TestRecoveryOfANewStoreCrashedEarly: a store whose journal is there but
 // whose bets file never was (a crash while it was created) opens empty.

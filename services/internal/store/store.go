@@ -70,6 +70,13 @@ type Options struct {
 const DefaultMaxGroupBytes = 4 << 20
 
 const (
+	// preallocMin and preallocBytes bound how much the writer zeroes
+	// ahead of a file's end at a time (ahead), and preallocMaxWrite is the
+	// largest commit it does so for.
+	preallocMin      = 4 << 10
+	preallocBytes    = 1 << 20
+	preallocMaxWrite = 64 << 10
+
 	defaultQueueLen = 4096
 	// maxBatchBets bounds one batch, so that a group's counts fit the
 	// journal's u32 fields.
@@ -111,6 +118,11 @@ type Store struct {
 	dur       *state       // what is durable; written by the writer only
 	disk      int64        // bytes really in the bets file (Discard: as opened)
 	jsize     int64        // bytes in the journal
+
+	// The files' lengths with the zeros the writer keeps ahead of their
+	// ends (ahead); written by the writer only, and by Open before it.
+	dataCap, journalCap int64
+	zeros               []byte // zeros for ahead, grown as it needs
 
 	bufs bufPools // *[]byte row buffers of batches
 
@@ -236,6 +248,7 @@ func (s *Store) recover(now time.Time) error {
 	if s.disk != s.dur.size {
 		return fmt.Errorf("store %s: the bets file holds %d bytes after recovery, its journal %d", s.path, s.disk, s.dur.size)
 	}
+	s.dataCap, s.journalCap = s.disk, s.jsize
 	s.recovered = s.dur.recovery()
 	s.recovered.Quarantined, s.recovered.QuarantinedBytes = s.quarantined, s.quarantinedBytes
 	s.round = s.dur.round
@@ -476,10 +489,14 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 		<-s.stopped
 		close(s.syncReq)
-		err := s.closeFiles()
 		s.mu.Lock()
 		failed := s.failed
 		s.mu.Unlock()
+		var err error
+		if failed == nil {
+			err = s.cutAhead()
+		}
+		err = errors.Join(err, s.closeFiles())
 		switch {
 		case failed != nil:
 			s.closeErr = failed
@@ -491,6 +508,29 @@ func (s *Store) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// cutAhead cuts the zeros the writer kept ahead of the files' ends
+// (ahead), so that a store closed cleanly leaves the bets file a plain
+// CSV. The writer has stopped. Should a power cut undo a cut, recovery
+// cuts the zeros again.
+func (s *Store) cutAhead() error {
+	for _, f := range []struct {
+		f        fsys.File
+		end, cap int64
+		name     string
+	}{{s.data, s.disk, s.dataCap, "bets file"}, {s.journal, s.jsize, s.journalCap, "journal"}} {
+		if f.cap <= f.end {
+			continue
+		}
+		if err := f.f.Truncate(f.end); err != nil {
+			return fmt.Errorf("cut the zeros past the %s's end: %w", f.name, err)
+		}
+		if err := s.sync(f.f); err != nil {
+			return fmt.Errorf("sync the %s once the zeros past its end are cut: %w", f.name, err)
+		}
+	}
+	return nil
 }
 
 func (s *Store) closeFiles() error {

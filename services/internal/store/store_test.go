@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -33,10 +34,16 @@ func TestStoreLifecycle(t *testing.T) {
 	if got := s.Agency(1); got.Mark != 3 {
 		t.Fatalf("agency 1 after 3 bets: %+v", got)
 	}
-	data, err := os.ReadFile(path)
+	open, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// While the store is open its files end in the zeros the writer keeps
+	// ahead; Close cuts them, leaving the rows alone.
+	if int64(len(open)) < s.Size() || !allZero(open[s.Size():]) || len(open) == int(s.Size()) {
+		t.Fatalf("open bets file of %d bytes for a store of %d: want the rows, then zeros", len(open), s.Size())
+	}
+	data := open[:s.Size()]
 	want := []betID{{1, 0}, {1, 1}, {1, 2}, {2, 0}, {2, 1}}
 	if got := storedBets(t, data); !slices.Equal(got, want) {
 		t.Fatalf("stored %v, want %v", got, want)
@@ -54,6 +61,18 @@ func TestStoreLifecycle(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
+	for _, name := range []string{path, journalPath(path)} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) == 0 || b[len(b)-1] == 0 && name == path {
+			t.Fatalf("%s ends in a zero once closed (%d bytes)", name, len(b))
+		}
+	}
+	if closed, _ := os.ReadFile(path); !bytes.Equal(closed, data) {
+		t.Fatalf("the closed bets file is not the open one's rows: %d bytes, want %d", len(closed), len(data))
+	}
 	if _, err := s.Begin(1, 3, 1); !errors.Is(err, ledger.ErrClosed) {
 		t.Fatalf("Begin after Close: %v, want ErrClosed", err)
 	}
@@ -64,6 +83,15 @@ func TestStoreLifecycle(t *testing.T) {
 	if rec.Bets != 5 || rec.RoundBets != 5 || rec.Bytes != int64(len(data)) || rec.Agencies[1].Mark != 3 || rec.Agencies[2].Mark != 2 {
 		t.Fatalf("reopened: %+v", rec)
 	}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func TestFileModes(t *testing.T) {

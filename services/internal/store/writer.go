@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/loteria/loteria/services/internal/ledger"
+	"github.com/loteria/loteria/services/internal/store/fsys"
 )
 
 // writer is the writer goroutine's own state, reused from group to group.
@@ -306,9 +307,15 @@ func (s *Store) write(data, rec []byte) error {
 		if _, err := s.data.WriteAt(data, prevD); err != nil {
 			return s.rollback(fmt.Errorf("write the bets file: %w", err), prevD, prevJ, false)
 		}
+		if err := s.ahead(s.data, &s.dataCap, prevD+int64(len(data)), len(data)); err != nil {
+			return s.rollback(fmt.Errorf("write zeros ahead of the bets file's end: %w", err), prevD, prevJ, false)
+		}
 	}
 	if _, err := s.journal.WriteAt(rec, prevJ); err != nil {
 		return s.rollback(fmt.Errorf("write the journal: %w", err), prevD, prevJ, true)
+	}
+	if err := s.ahead(s.journal, &s.journalCap, prevJ+int64(len(rec)), len(rec)); err != nil {
+		return s.rollback(fmt.Errorf("write zeros ahead of the journal's end: %w", err), prevD, prevJ, true)
 	}
 	t := time.Now()
 	var derr, jerr error
@@ -336,6 +343,40 @@ func (s *Store) write(data, rec []byte) error {
 	return nil
 }
 
+// ahead keeps a file zeroed ahead of its end, so that the commits after
+// this one overwrite bytes already on disk: a sync of an overwrite writes
+// the data and no new file size, which on ext4 is one journal commit of
+// the file system fewer (BenchmarkDiskSync: two small appends synced in
+// parallel 455 µs, two overwrites 300-330 µs, 2026-12-07). end is where
+// the file's data now ends, n what this commit wrote to it; *capacity is
+// how far the file reaches, zeros included. When fewer than n bytes of
+// zeros are left, it writes more, an eighth of the file's size between
+// preallocMin and preallocBytes (a small store stays small), not synced:
+// the commit's own sync carries them. A commit larger than
+// preallocMaxWrite is appended as before: its sync is its data's, and
+// zeroing ahead would write it twice. A write of zeros that fails fails
+// the commit like a write of its data: an I/O error is the disk's, and a
+// disk without room for the zeros fails the next commits anyway.
+//
+// Nothing reads the zeros: the writer's next commit starts at the data's
+// end, Scan stops at the durable size, Close cuts them off, and recovery
+// cuts them (docs/STORE.md, "Zeros ahead of the end").
+func (s *Store) ahead(f fsys.File, capacity *int64, end int64, n int) error {
+	if *capacity < end {
+		*capacity = end
+	}
+	if n > preallocMaxWrite || *capacity-end >= int64(n) {
+		return nil
+	}
+	ahead := min(preallocBytes, max(preallocMin, end/8))
+	if int64(len(s.zeros)) < ahead {
+		s.zeros = make([]byte, ahead)
+	}
+	k, err := f.WriteAt(s.zeros[:end+ahead-*capacity], *capacity)
+	*capacity += int64(k)
+	return err
+}
+
 // rollback undoes a commit that failed: it cuts the journal and the bets
 // file back to their sizes before it and syncs the journal, so that the
 // commit is certainly not in the journal. The store fails for good (no
@@ -358,6 +399,7 @@ func (s *Store) rollback(cause error, prevD, prevJ int64, journalWritten bool) e
 		// recovery moves aside.
 		s.log.Error("store rollback: cannot cut the bets file back", "path", s.path, "err", err)
 	}
+	s.dataCap, s.journalCap = prevD, prevJ
 	s.mu.Lock()
 	if s.failed == nil {
 		s.failed = fmt.Errorf("%w: %w; restart the central once the cause is fixed (recovery then tells what is stored)", ledger.ErrFailed, cause)
