@@ -62,6 +62,10 @@ func TestFaultInjection(t *testing.T) {
 		if k < 10 {
 			t.Fatalf("%s: only %d calls in the run", tg.name, k)
 		}
+		// Without room for the zeros kept ahead of a file's end, the store
+		// goes on without them: a no-space fault that hits a write of
+		// zeros fails nothing.
+		noRoomAhead := 0
 		for k := range k {
 			t.Run(fmt.Sprintf("%s/%d", tg.name, k+1), func(t *testing.T) {
 				mem := faultfs.New()
@@ -73,6 +77,15 @@ func TestFaultInjection(t *testing.T) {
 				}
 				_, notStored, unknown := w.waitAll()
 				failed := s.Failed()
+				if failed == nil && errors.Is(tg.err, syscall.ENOSPC) && notStored+unknown == 0 {
+					noRoomAhead++
+					closeT(t, s)
+					after := mem.Crash(rand.New(rand.NewPCG(uint64(k), 3)))
+					s2 := openT(t, memPath, Options{FS: after})
+					defer closeT(t, s2)
+					w.verify(s2.Recovered(), memRead(t, after, memPath))
+					return
+				}
 				if failed == nil || !errors.Is(failed, ledger.ErrFailed) || !errors.Is(failed, tg.err) {
 					t.Fatalf("Failed() = %v, want the injected error wrapped with ErrFailed", failed)
 				}
@@ -100,6 +113,12 @@ func TestFaultInjection(t *testing.T) {
 				defer closeT(t, s2)
 				w.verify(s2.Recovered(), memRead(t, after, memPath))
 			})
+		}
+		if noRoomAhead == k {
+			t.Fatalf("%s: no fault failed the store", tg.name)
+		}
+		if errors.Is(tg.err, syscall.ENOSPC) && noRoomAhead == 0 {
+			t.Fatalf("%s: no fault hit a write of zeros ahead", tg.name)
 		}
 	}
 }

@@ -123,6 +123,7 @@ type Store struct {
 	// ends (ahead); written by the writer only, and by Open before it.
 	dataCap, journalCap int64
 	zeros               []byte // zeros for ahead, grown as it needs
+	aheadNoRoom         bool   // the disk had no room for zeros: ahead stopped
 
 	bufs bufPools // *[]byte row buffers of batches
 
