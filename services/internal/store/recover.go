@@ -365,10 +365,14 @@ func (s *Store) applyPlan(p *plan, now time.Time) error {
 			return fmt.Errorf("store %s: sync the bets file: %w", path, err)
 		}
 	} else if p.dataFile > p.st.size {
-		// Only zeros past the last commit: cut, not quarantined. Should a
-		// power cut undo the cut, the next recovery cuts them again.
+		// Only zeros past the last commit: cut, not quarantined, and the
+		// cut synced, so that a store closed cleanly after it leaves a
+		// plain CSV even if no commit of this run syncs the bets file.
 		if err := s.data.Truncate(p.st.size); err != nil {
 			return fmt.Errorf("store %s: cut the zeros past the bets file's last commit: %w", path, err)
+		}
+		if err := s.sync(s.data); err != nil {
+			return fmt.Errorf("store %s: sync the bets file: %w", path, err)
 		}
 	}
 	if s.journal, err = s.fs.OpenFile(journalPath(path), os.O_RDWR, 0); err != nil {

@@ -357,11 +357,12 @@ func (s *Store) write(data, rec []byte) error {
 // the commit's own sync carries them. A commit larger than
 // preallocMaxWrite is appended as before: its sync is its data's, and
 // zeroing ahead would write it twice. A disk without room for the zeros
-// is not a failure: the zeros that did fit are used, and the writer zeroes
-// ahead no more this run, so the store fails when a commit's own bytes
-// find no room, as it did without zeros (a 2 MiB file system failed 140
-// KB sooner when it did fail here). Any other failed write of zeros fails
-// the commit like a failed write of its data: it is the disk's.
+// is not a failure: the zeros that did fit are cut off again (the room is
+// the commits' own bytes'), and the writer zeroes ahead no more this run,
+// so the store fails when a commit's own bytes find no room, as it did
+// without zeros (a 2 MiB file system failed 140 KB sooner when it did
+// fail here). Any other failed write of zeros fails the commit like a
+// failed write of its data: it is the disk's.
 //
 // Nothing reads the zeros: the writer's next commit starts at the data's
 // end, Scan stops at the durable size, Close cuts them off, and recovery
@@ -377,9 +378,18 @@ func (s *Store) ahead(f fsys.File, capacity *int64, end int64, n int) error {
 	if int64(len(s.zeros)) < ahead {
 		s.zeros = make([]byte, ahead)
 	}
-	k, err := f.WriteAt(s.zeros[:end+ahead-*capacity], *capacity)
+	from := *capacity
+	k, err := f.WriteAt(s.zeros[:end+ahead-from], from)
 	*capacity += int64(k)
 	if errors.Is(err, syscall.ENOSPC) {
+		// Give back what the zeros took: the next commits' own bytes
+		// (the other file's too) need it more.
+		if k > 0 {
+			if err := f.Truncate(from); err != nil {
+				return err
+			}
+			*capacity = from
+		}
 		s.aheadNoRoom = true
 		s.log.Warn("store: the disk has no room for the zeros kept ahead of the files' ends: commits go on without them until the disk is full", "path", s.path)
 		return nil
