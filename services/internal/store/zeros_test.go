@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/loteria/loteria/services/internal/store/faultfs"
+	"github.com/loteria/loteria/services/internal/store/fsys"
 )
 
 // mixedRun drives agencies with sequential batches of mixed sizes (some
@@ -210,5 +211,33 @@ func TestCleanCloseAfterRecoveryCut(t *testing.T) {
 	after := killed.Crash(nil)
 	if b := memRead(t, after, memPath); len(b) > 0 && b[len(b)-1] == 0 {
 		t.Fatalf("bets.csv closed cleanly ends in %d NUL bytes after a power cut", len(b)-bytes.LastIndexByte(b, '\n')-1)
+	}
+}
+
+// TestZerosAheadAreNotTorn: recovery reports a torn journal record by its
+// bytes, never the zeros kept ahead after it (a SIGKILL leaves them every
+// time: a warning after each would cry wolf).
+func TestZerosAheadAreNotTorn(t *testing.T) {
+	b := makeBase(t)
+	last := b.lastRec()
+	for _, tt := range []struct {
+		name    string
+		journal []byte
+		torn    int64
+	}{
+		{"zeros only", append(bytes.Clone(b.journal), zeros(preallocBytes)...), 0},
+		{"a torn record, then zeros", append(bytes.Clone(b.journal[:last.off+5]), zeros(4096)...), 5},
+		{"a torn record, zeros, a torn block", append(append(bytes.Clone(b.journal[:last.off+5]), zeros(4096)...), 7, 7), 5 + 4096 + 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeStore(t, map[string][]byte{"bets.csv": b.data, "bets.csv.journal": tt.journal})
+			p, err := analyse(fsys.OS{}, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.torn != tt.torn {
+				t.Fatalf("torn = %d bytes, want %d", p.torn, tt.torn)
+			}
+		})
 	}
 }
