@@ -360,9 +360,8 @@ func (s *Store) write(data, rec []byte) error {
 // is not a failure: the zeros that did fit are cut off again (the room is
 // the commits' own bytes'), and the writer zeroes ahead no more this run,
 // so the store fails when a commit's own bytes find no room, as it did
-// without zeros (a 2 MiB file system failed 140 KB sooner when it did
-// fail here). Any other failed write of zeros fails the commit like a
-// failed write of its data: it is the disk's.
+// without zeros (TestNearlyFullDisk). Any other failed write of zeros
+// fails the commit like a failed write of its data: it is the disk's.
 //
 // Nothing reads the zeros: the writer's next commit starts at the data's
 // end, Scan stops at the durable size, Close cuts them off, and recovery
