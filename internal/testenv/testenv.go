@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -194,15 +195,66 @@ func BuildPrograms(tb testing.TB, dir string, names ...string) map[string]string
 	return out
 }
 
-// FreeAddr returns a loopback address with a port free right now.
+// FreeAddr returns a loopback address with a port free right now; see
+// FreeAddrs.
 func FreeAddr(tb testing.TB) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	return FreeAddrs(tb, 1)[0]
+}
+
+// FreeAddrs returns n distinct loopback addresses whose ports are free right
+// now, for programs a test starts next. The ports come from below the
+// kernel's ephemeral range, so that no outgoing connection of this or any
+// other test (the kernel takes their local ports from that range) can take
+// one before the program binds it, and they are held open together while
+// drawn, so that no two are the same port. A CI run once failed on two
+// agencies given the same port by consecutive binds of port 0.
+func FreeAddrs(tb testing.TB, n int) []string {
+	tb.Helper()
+	lo, hi := portsBelowEphemeral()
+	held := make([]net.Listener, 0, n)
+	defer func() {
+		for _, ln := range held {
+			ln.Close()
+		}
+	}()
+	for tries := 0; len(held) < n; tries++ {
+		addr := "127.0.0.1:0"
+		if hi > lo && tries < 1000 {
+			addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+rand.IntN(hi-lo)))
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			if addr == "127.0.0.1:0" {
+				tb.Fatal(err)
+			}
+			continue // taken: draw another
+		}
+		held = append(held, ln)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	addrs := make([]string, n)
+	for i, ln := range held {
+		addrs[i] = ln.Addr().String()
+	}
+	return addrs
+}
+
+// portsBelowEphemeral is the range [lo, hi) of ports FreeAddrs draws from:
+// from 20000 up to the first port of the kernel's ephemeral range; empty
+// when that range starts too low to leave a thousand ports.
+func portsBelowEphemeral() (lo, hi int) {
+	lo, hi = 20000, 32768 // Linux's default ephemeral range starts at 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if first, err := strconv.Atoi(f[0]); err == nil {
+				hi = first
+			}
+		}
+	}
+	if hi-lo < 1000 {
+		return 0, 0
+	}
+	return lo, hi
 }
 
 // Eventually polls cond every few milliseconds until it holds or the

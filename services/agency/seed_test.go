@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loteria/loteria/internal/testenv"
 	"github.com/loteria/loteria/services/internal/lottery"
 )
 
@@ -253,7 +254,7 @@ func (c *hookClock) Sleep(ctx context.Context, d time.Duration) error {
 // retried in the seed protocol too (the central may start after the
 // agency).
 func TestSeedRefusedDialRetried(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	var srv *seedServer
 	clock := &hookClock{fakeClock: newFakeClock(), onSleep: func(n int) {
 		if n == 2 {
@@ -273,14 +274,4 @@ func TestSeedRefusedDialRetried(t *testing.T) {
 	if h.retries() != 2 {
 		t.Errorf("retries_total = %v, want the 2 refused dials", h.retries())
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

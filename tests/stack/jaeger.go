@@ -89,11 +89,9 @@ func StartJaeger(tb testing.TB) *Jaeger {
 		testenv.Unavailable(tb, "jaeger not found (make jaeger builds bin/jaeger; make test sets LOTERIA_JAEGER)")
 	}
 	dir := tb.TempDir()
-	j := &Jaeger{
-		OTLPGRPCEndpoint: testenv.FreeAddr(tb),
-		OTLPHTTPEndpoint: testenv.FreeAddr(tb),
-	}
-	queryAddr, queryGRPC := testenv.FreeAddr(tb), testenv.FreeAddr(tb)
+	addrs := testenv.FreeAddrs(tb, 4)
+	j := &Jaeger{OTLPGRPCEndpoint: addrs[0], OTLPHTTPEndpoint: addrs[1]}
+	queryAddr, queryGRPC := addrs[2], addrs[3]
 	j.QueryURL = "http://" + queryAddr
 	j.ConfigFile = filepath.Join(dir, "jaeger.yaml")
 	cfg := fmt.Sprintf(jaegerConfig, queryAddr, queryGRPC, j.OTLPGRPCEndpoint, j.OTLPHTTPEndpoint)

@@ -109,16 +109,17 @@ func PlanSystem(tb testing.TB, opts SystemOptions) *System {
 	}
 	opts.Binaries = bins
 	dir := tb.TempDir()
+	addrs := testenv.FreeAddrs(tb, 2+opts.Agencies)
 	s := &System{
-		CentralAddr:        testenv.FreeAddr(tb),
-		CentralMetricsAddr: testenv.FreeAddr(tb),
+		CentralAddr:        addrs[0],
+		CentralMetricsAddr: addrs[1],
 		StorePath:          filepath.Join(dir, "bets.csv"),
 		DataDir:            opts.DataDir,
 		timeout:            opts.Timeout,
 		opts:               opts,
 	}
 	for i := 1; i <= opts.Agencies; i++ {
-		s.Agencies = append(s.Agencies, &Agency{ID: i, MetricsAddr: testenv.FreeAddr(tb), WinnersCount: -1})
+		s.Agencies = append(s.Agencies, &Agency{ID: i, MetricsAddr: addrs[1+i], WinnersCount: -1})
 	}
 	return s
 }

@@ -34,8 +34,8 @@ type centralProc struct {
 
 func startProc(t *testing.T, bin, store string, agencies int, extraEnv ...string) *centralProc {
 	t.Helper()
-	addr := testenv.FreeAddr(t)
-	metrics := testenv.FreeAddr(t)
+	addrs := testenv.FreeAddrs(t, 2)
+	addr, metrics := addrs[0], addrs[1]
 	host, port, _ := strings.Cut(addr, ":")
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),

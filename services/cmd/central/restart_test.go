@@ -105,7 +105,8 @@ func restartsExactlyOnce(t *testing.T, sig syscall.Signal) {
 	dir := killData(t)
 	bins := testenv.BuildPrograms(t, t.TempDir(), "central", "agency")
 	store := filepath.Join(t.TempDir(), "bets.csv")
-	addr, metrics := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	addrs := testenv.FreeAddrs(t, 2)
+	addr, metrics := addrs[0], addrs[1]
 	host, port, _ := strings.Cut(addr, ":")
 	_, mport, _ := strings.Cut(metrics, ":")
 	env := []string{"SERVER_HOST=" + host, "SERVER_PORT=" + port, "CLIENT_COUNT=5", "STORE_PATH=" + store,
