@@ -92,7 +92,7 @@ TEST_BACKENDS = LOTERIA_JAEGER=$(CURDIR)/$(BIN)/jaeger LOTERIA_PROMETHEUS=$(CURD
 	LOTERIA_AMTOOL=$(CURDIR)/$(BIN)/amtool
 
 test-unit: $(BIN)/gotestsum ## go test -race ./... (no fuzzing; the backend tests run when bin/ has them), then the skipped tests
-	$(if $(wildcard $(BIN)/prometheus),$(TEST_BACKENDS)) $(GOTESTSUM) -race -count=1 ./...
+	$(if $(wildcard $(BIN)/prometheus),$(TEST_BACKENDS)) $(GOTESTSUM) -race -count=1 -timeout 20m ./...
 
 fuzz: ## each fuzz target for FUZZTIME (200000x: executions, not seconds)
 	@set -e; for pkg in $$($(GO) list ./...); do \
@@ -103,6 +103,8 @@ fuzz: ## each fuzz target for FUZZTIME (200000x: executions, not seconds)
 	  done; \
 	done
 
+# -timeout 20m on the race tests: tests/stack alone runs ~4 min warm (250 s on a loaded 2-core
+# box) plus its non-race builds of the programs (74 s cold), too close to go test's 10 min default.
 # Each long step of make test says what it is doing and how long it takes
 # before it starts. Cold and warm figures: see the README.
 test: ## everything CI runs: lint, race tests (real Prometheus 3, Alertmanager and Jaeger), fuzzing; then the skipped tests
@@ -115,7 +117,7 @@ test: ## everything CI runs: lint, race tests (real Prometheus 3, Alertmanager a
 	 fi
 	@$(MAKE) -s tools
 	@printf '\n--- make test: %s\n' 'race tests: go test -race ./... with real TCP, processes, Prometheus, Alertmanager and Jaeger (~7 min; the skipped tests are listed at the end)'
-	@$(TEST_BACKENDS) $(GOTESTSUM) -race -count=1 ./...
+	@$(TEST_BACKENDS) $(GOTESTSUM) -race -count=1 -timeout 20m ./...
 	@printf '\n--- make test: %s\n' 'fuzzing: every fuzz target for $(FUZZTIME) executions (~2.5 min)'
 	@$(MAKE) -s fuzz
 

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -209,6 +210,11 @@ func FreeAddr(tb testing.TB) string {
 // one before the program binds it, and they are held open together while
 // drawn, so that no two are the same port. A CI run once failed on two
 // agencies given the same port by consecutive binds of port 0.
+//
+// No port is handed out twice by one test binary: a port drawn earlier may
+// not be bound yet (PlanSystem draws the agencies' metrics ports, then
+// Prometheus's, long before the agencies start), and a later draw must not
+// take it because it still looks free.
 func FreeAddrs(tb testing.TB, n int) []string {
 	tb.Helper()
 	lo, hi := portsBelowEphemeral()
@@ -218,6 +224,8 @@ func FreeAddrs(tb testing.TB, n int) []string {
 			ln.Close()
 		}
 	}()
+	handedOut.Lock()
+	defer handedOut.Unlock()
 	for tries := 0; len(held) < n; tries++ {
 		addr := "127.0.0.1:0"
 		if hi > lo && tries < 1000 {
@@ -230,14 +238,25 @@ func FreeAddrs(tb testing.TB, n int) []string {
 			}
 			continue // taken: draw another
 		}
+		if port := ln.Addr().(*net.TCPAddr).Port; handedOut.ports[port] {
+			ln.Close() // free now, but handed out before: its program may not have bound it yet
+			continue
+		}
 		held = append(held, ln)
 	}
 	addrs := make([]string, n)
 	for i, ln := range held {
 		addrs[i] = ln.Addr().String()
+		handedOut.ports[ln.Addr().(*net.TCPAddr).Port] = true
 	}
 	return addrs
 }
+
+// handedOut is every port FreeAddrs has returned in this process.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
 
 // portsBelowEphemeral is the range [lo, hi) of ports FreeAddrs draws from:
 // from 20000 up to the first port of the kernel's ephemeral range; empty

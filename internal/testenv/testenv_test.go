@@ -37,3 +37,17 @@ func TestFreeAddrsDistinctAndBelowEphemeral(t *testing.T) {
 		ln.Close()
 	}
 }
+
+// TestFreeAddrsNeverTwice: a port handed out once is not handed out again,
+// though it is free (nothing bound it yet): the program it was drawn for
+// may bind it later.
+func TestFreeAddrsNeverTwice(t *testing.T) {
+	seen := map[string]bool{}
+	for range 300 {
+		a := FreeAddr(t)
+		if seen[a] {
+			t.Fatalf("%s handed out twice", a)
+		}
+		seen[a] = true
+	}
+}
