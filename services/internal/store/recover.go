@@ -308,7 +308,18 @@ func checkData(f fsys.File, size int64, c *commit) (string, error) {
 	if size < end {
 		return fmt.Sprintf("ends at data byte %d but the bets file holds %d", end, size), nil
 	}
+	var b [1]byte
 	if start == end {
+		// A commit of no rows (an END, a claim, a draw) sits where the
+		// rows before it end: past a newline, or at the file's start.
+		if end > 0 {
+			if _, err := f.ReadAt(b[:], end-1); err != nil {
+				return "", err
+			}
+			if b[0] != '\n' {
+				return fmt.Sprintf("%s: it holds no rows, at data byte %d, which does not end a row", midRow, end), nil
+			}
+		}
 		return "", nil
 	}
 	h := crc32.New(castagnoli)
@@ -318,7 +329,6 @@ func checkData(f fsys.File, size int64, c *commit) (string, error) {
 	if h.Sum32() != c.dataCRC {
 		return fmt.Sprintf("data bytes %d..%d fail its checksum", start, end), nil
 	}
-	var b [1]byte
 	if _, err := f.ReadAt(b[:], end-1); err != nil {
 		return "", err
 	}
