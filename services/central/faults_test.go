@@ -55,29 +55,35 @@ func storedDocuments(t *testing.T, fsys *faultfs.FS) map[string]int {
 // after a power cut), no bet acknowledged "error;" is visible after a
 // restart, the failure is sticky and visible on /readyz, and shutdown
 // reports it.
+//
+// Both kinds of commit run: inline ones (their rows in the journal; with
+// InlineBytes 64 every second commit syncs the bets file too) and ones
+// that sync both files (InlineBytes -1).
 func TestStoreFaultsOverTCP(t *testing.T) {
-	for _, op := range []faultfs.Op{faultfs.OpWrite, faultfs.OpSync} {
-		for _, file := range []string{faultStore, faultStore + ".journal"} {
-			for k := 1; k <= 3; k++ {
-				for _, restart := range []string{"kill", "powercut"} {
-					name := fmt.Sprintf("%s/%s/step%d/%s", op, file[len("/data/"):], k, restart)
-					t.Run(name, func(t *testing.T) { storeFault(t, op, file, k, restart == "powercut", false) })
+	for _, inline := range []int{64, -1} {
+		for _, op := range []faultfs.Op{faultfs.OpWrite, faultfs.OpSync} {
+			for _, file := range []string{faultStore, faultStore + ".journal"} {
+				for k := 1; k <= 3; k++ {
+					for _, restart := range []string{"kill", "powercut"} {
+						name := fmt.Sprintf("inline%d/%s/%s/step%d/%s", inline, op, file[len("/data/"):], k, restart)
+						t.Run(name, func(t *testing.T) { storeFault(t, inline, op, file, k, restart == "powercut", false) })
+					}
 				}
 			}
 		}
-	}
-	// When the rollback fails too (the disk refuses to truncate), the
-	// outcome is unknown: the agency must get no ack at all.
-	for _, restart := range []string{"kill", "powercut"} {
-		t.Run("sync/journal/unrecoverable/"+restart, func(t *testing.T) {
-			storeFault(t, faultfs.OpSync, faultStore+".journal", 2, restart == "powercut", true)
-		})
+		// When the rollback fails too (the disk refuses to truncate), the
+		// outcome is unknown: the agency must get no ack at all.
+		for _, restart := range []string{"kill", "powercut"} {
+			t.Run(fmt.Sprintf("inline%d/sync/journal/unrecoverable/%s", inline, restart), func(t *testing.T) {
+				storeFault(t, inline, faultfs.OpSync, faultStore+".journal", 2, restart == "powercut", true)
+			})
+		}
 	}
 }
 
-func storeFault(t *testing.T, op faultfs.Op, file string, k int, powerCut, noRollback bool) {
+func storeFault(t *testing.T, inline int, op faultfs.Op, file string, k int, powerCut, noRollback bool) {
 	fsys := faultfs.New()
-	h := startCentral(t, central.Config{Agencies: 1}, withStore(faultStore), withStoreOptions(store.Options{FS: fsys}))
+	h := startCentral(t, central.Config{Agencies: 1}, withStore(faultStore), withStoreOptions(store.Options{FS: fsys, InlineBytes: inline}))
 	h.failOK = true
 	fsys.Inject(faultfs.Fault{Op: op, Name: file, Nth: k})
 	if noRollback {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -104,7 +105,9 @@ func bigStoreBets(b *testing.B) int {
 // writeBigStore writes a store of n generated bets of 10 agencies in
 // commits of batches batches of 100 bets, with the store's own encoder
 // (rows and COMMIT records as the writer makes them), syncing once.
-func writeBigStore(b *testing.B, path string, n, batches int) {
+// inline commits hold their rows in their records too, as the writer's
+// small commits do (docs/STORE.md, "One sync a commit").
+func writeBigStore(b *testing.B, path string, n, batches int, inline bool) {
 	b.Helper()
 	t0 := time.Now()
 	s, err := Open(path, Options{})
@@ -121,6 +124,7 @@ func writeBigStore(b *testing.B, path string, n, batches int) {
 	c := commit{round: 1}
 	k := 0
 	markAt := map[int]int{}
+	synced := int64(0) // where the bets file was last synced, as the writer counts
 	for done := 0; done < n; {
 		data, c.entries = data[:0], c.entries[:0]
 		clear(markAt)
@@ -145,6 +149,14 @@ func writeBigStore(b *testing.B, path string, n, batches int) {
 		c.seq = s.dur.seq + 1
 		c.start, c.end = uint64(s.disk), uint64(s.disk)+uint64(len(data))
 		c.dataCRC = dataCRC(data)
+		// As the writer does: inline while the bets file's unsynced
+		// bytes stay within the default InlineBytes, then a commit that
+		// syncs it.
+		if inline && int64(c.end)-synced <= defaultInlineBytes {
+			c.entries = slices.Insert(c.entries, 0, jentry{kind: kindRows, rows: data})
+		} else {
+			synced = int64(c.end)
+		}
 		rec = appendCommit(rec[:0], &c)
 		if _, err := s.data.WriteAt(data, s.disk); err != nil {
 			b.Fatal(err)
@@ -175,10 +187,17 @@ func writeBigStore(b *testing.B, path string, n, batches int) {
 // journal), of 50 a loaded one's.
 func BenchmarkBigStore(b *testing.B) {
 	n := bigStoreBets(b)
-	for _, batches := range []int{1, 50} {
-		b.Run(fmt.Sprintf("batches-per-commit=%d", batches), func(b *testing.B) {
+	for _, tt := range []struct {
+		batches int
+		inline  bool
+	}{{1, false}, {1, true}, {50, false}} {
+		name := fmt.Sprintf("batches-per-commit=%d", tt.batches)
+		if tt.inline {
+			name += ",inline"
+		}
+		b.Run(name, func(b *testing.B) {
 			path := filepath.Join(b.TempDir(), "bets.csv")
-			writeBigStore(b, path, n, batches)
+			writeBigStore(b, path, n, tt.batches, tt.inline)
 			b.Run("Open", func(b *testing.B) {
 				for b.Loop() {
 					s, err := Open(path, Options{})

@@ -47,78 +47,84 @@ func TestFaultInjection(t *testing.T) {
 		{"journal short write", faultfs.OpWrite, journalPath(memPath), syscall.EIO, 9},
 		{"journal fsync", faultfs.OpSync, journalPath(memPath), syscall.EIO, 0},
 	}
-	for _, tg := range targets {
-		// K: how many such calls a run without faults makes after Open.
-		mem := faultfs.New()
-		s := openT(t, memPath, Options{FS: mem})
-		before := mem.Calls(tg.op, tg.file)
-		w := newWorkload(t, s, seed, agencies, true)
-		for i := 0; i < steps && w.step(); i++ {
-		}
-		// Close's own calls (it cuts the zeros kept ahead and syncs the
-		// cut) are not the run's: a failing Close is TestCloseCutsAhead's.
-		k := mem.Calls(tg.op, tg.file) - before
-		closeT(t, s)
-		if k < 10 {
-			t.Fatalf("%s: only %d calls in the run", tg.name, k)
-		}
-		// Without room for the zeros kept ahead of a file's end, the store
-		// goes on without them: a no-space fault that hits a write of
-		// zeros fails nothing.
-		noRoomAhead := 0
-		for k := range k {
-			t.Run(fmt.Sprintf("%s/%d", tg.name, k+1), func(t *testing.T) {
-				mem := faultfs.New()
-				reg := prometheus.NewPedanticRegistry()
-				s := openT(t, memPath, Options{FS: mem, Registerer: reg})
-				mem.Inject(faultfs.Fault{Op: tg.op, Name: tg.file, Nth: k + 1, Err: tg.err, Short: tg.short})
-				w := newWorkload(t, s, seed, agencies, true)
-				for i := 0; i < steps && w.step(); i++ {
-				}
-				_, notStored, unknown := w.waitAll()
-				failed := s.Failed()
-				if failed == nil && errors.Is(tg.err, syscall.ENOSPC) && notStored+unknown == 0 {
-					noRoomAhead++
-					closeT(t, s)
+	// Both kinds of commit: inline ones (their rows in the journal, the
+	// bets file synced every 512 bytes) and ones that sync both files.
+	for _, inl := range []int{256, -1} {
+		for _, tg := range targets {
+			tg.name = fmt.Sprintf("inline %d/%s", inl, tg.name)
+			// K: how many such calls a run without faults makes after Open.
+			mem := faultfs.New()
+			s := openT(t, memPath, Options{FS: mem, InlineBytes: inl})
+			before := mem.Calls(tg.op, tg.file)
+			w := newWorkload(t, s, seed, agencies, true)
+			for i := 0; i < steps && w.step(); i++ {
+			}
+			// Close's own calls (it cuts the zeros kept ahead and syncs the
+			// cut) are not the run's: a failing Close is TestCloseCutsAhead's.
+			k := mem.Calls(tg.op, tg.file) - before
+			closeT(t, s)
+			// Inline commits sync the bets file only every 256 bytes.
+			if k < 10 && (inl < 0 || tg.op != faultfs.OpSync || tg.file != memPath || k < 4) {
+				t.Fatalf("%s: only %d calls in the run", tg.name, k)
+			}
+			// Without room for the zeros kept ahead of a file's end, the store
+			// goes on without them: a no-space fault that hits a write of
+			// zeros fails nothing.
+			noRoomAhead := 0
+			for k := range k {
+				t.Run(fmt.Sprintf("%s/%d", tg.name, k+1), func(t *testing.T) {
+					mem := faultfs.New()
+					reg := prometheus.NewPedanticRegistry()
+					s := openT(t, memPath, Options{FS: mem, Registerer: reg, InlineBytes: inl})
+					mem.Inject(faultfs.Fault{Op: tg.op, Name: tg.file, Nth: k + 1, Err: tg.err, Short: tg.short})
+					w := newWorkload(t, s, seed, agencies, true)
+					for i := 0; i < steps && w.step(); i++ {
+					}
+					_, notStored, unknown := w.waitAll()
+					failed := s.Failed()
+					if failed == nil && errors.Is(tg.err, syscall.ENOSPC) && notStored+unknown == 0 {
+						noRoomAhead++
+						closeT(t, s)
+						after := mem.Crash(rand.New(rand.NewPCG(uint64(k), 3)))
+						s2 := openT(t, memPath, Options{FS: after})
+						defer closeT(t, s2)
+						w.verify(s2.Recovered(), memRead(t, after, memPath))
+						return
+					}
+					if failed == nil || !errors.Is(failed, ledger.ErrFailed) || !errors.Is(failed, tg.err) {
+						t.Fatalf("Failed() = %v, want the injected error wrapped with ErrFailed", failed)
+					}
+					if notStored+unknown == 0 {
+						t.Fatal("no receipt reported the failure")
+					}
+					if _, err := s.End(1); !errors.Is(err, ledger.ErrFailed) {
+						t.Fatalf("End after the failure: %v, want ErrFailed", err)
+					}
+					if _, err := s.Begin(1, ledger.AtMark, 1); !errors.Is(err, ledger.ErrFailed) {
+						t.Fatalf("Begin after the failure: %v, want ErrFailed", err)
+					}
+					if v := testutil.ToFloat64(s.m.failed); v != 1 {
+						t.Fatalf("loteria_store_failed = %v", v)
+					}
+					syncs := mem.Calls(faultfs.OpSync, "")
+					if err := s.Close(); !errors.Is(err, ledger.ErrFailed) {
+						t.Fatalf("Close after the failure: %v, want the failure", err)
+					}
+					if mem.Calls(faultfs.OpSync, "") != syncs {
+						t.Fatal("Close synced after the failure")
+					}
 					after := mem.Crash(rand.New(rand.NewPCG(uint64(k), 3)))
 					s2 := openT(t, memPath, Options{FS: after})
 					defer closeT(t, s2)
 					w.verify(s2.Recovered(), memRead(t, after, memPath))
-					return
-				}
-				if failed == nil || !errors.Is(failed, ledger.ErrFailed) || !errors.Is(failed, tg.err) {
-					t.Fatalf("Failed() = %v, want the injected error wrapped with ErrFailed", failed)
-				}
-				if notStored+unknown == 0 {
-					t.Fatal("no receipt reported the failure")
-				}
-				if _, err := s.End(1); !errors.Is(err, ledger.ErrFailed) {
-					t.Fatalf("End after the failure: %v, want ErrFailed", err)
-				}
-				if _, err := s.Begin(1, ledger.AtMark, 1); !errors.Is(err, ledger.ErrFailed) {
-					t.Fatalf("Begin after the failure: %v, want ErrFailed", err)
-				}
-				if v := testutil.ToFloat64(s.m.failed); v != 1 {
-					t.Fatalf("loteria_store_failed = %v", v)
-				}
-				syncs := mem.Calls(faultfs.OpSync, "")
-				if err := s.Close(); !errors.Is(err, ledger.ErrFailed) {
-					t.Fatalf("Close after the failure: %v, want the failure", err)
-				}
-				if mem.Calls(faultfs.OpSync, "") != syncs {
-					t.Fatal("Close synced after the failure")
-				}
-				after := mem.Crash(rand.New(rand.NewPCG(uint64(k), 3)))
-				s2 := openT(t, memPath, Options{FS: after})
-				defer closeT(t, s2)
-				w.verify(s2.Recovered(), memRead(t, after, memPath))
-			})
-		}
-		if noRoomAhead == k {
-			t.Fatalf("%s: no fault failed the store", tg.name)
-		}
-		if errors.Is(tg.err, syscall.ENOSPC) && noRoomAhead == 0 {
-			t.Fatalf("%s: no fault hit a write of zeros ahead", tg.name)
+				})
+			}
+			if noRoomAhead == k {
+				t.Fatalf("%s: no fault failed the store", tg.name)
+			}
+			if errors.Is(tg.err, syscall.ENOSPC) && noRoomAhead == 0 {
+				t.Fatalf("%s: no fault hit a write of zeros ahead", tg.name)
+			}
 		}
 	}
 }

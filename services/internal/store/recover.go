@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -9,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -79,6 +81,33 @@ type plan struct {
 	droppedWhy  string
 	torn        int64 // bytes of torn journal tail
 	bound       int64 // what recovery may quarantine: the last run's group bound plus tornSlack
+	// The records from inlineFrom to journalKeep may hold inline commits,
+	// whose rows the bets file may have lost (their writes were not
+	// synced): recovery rewrites those that differ from the journal's.
+	// inlineFrom follows the last checkpoint: a HEADER (the open that wrote
+	// it synced the bets file) or a commit that synced the bets file and
+	// was followed by another record (so its sync had finished).
+	inlineFrom  int64
+	inlineBytes int64 // rows of the inline commits past inlineFrom
+	dataInline  bool  // the last commit with rows past inlineFrom is inline
+}
+
+// inlineCommit notes a commit for the inline rewrite, once it is known to
+// be kept; after is where its record ends in the journal.
+func (p *plan) inlineCommit(c *commit, after int64) error {
+	switch {
+	case c.inline:
+		p.inlineBytes += int64(c.end - c.start)
+		p.dataInline = true
+		if p.inlineBytes > maxInlineBytes {
+			return fmt.Errorf("its commits since the bets file was last synced hold more than %d bytes of rows, more than loteria leaves unsynced", maxInlineBytes)
+		}
+	case c.start < c.end:
+		// It synced the bets file, and the record after it was written
+		// once that sync had finished: a checkpoint.
+		p.inlineFrom, p.inlineBytes, p.dataInline = after, 0, false
+	}
+	return nil
 }
 
 // tail is the data bytes past the kept commit: quarantined.
@@ -172,6 +201,9 @@ func analyse(fsy fsys.FS, path string) (*plan, error) {
 			if err := p.st.applyChecked(pending); err != nil {
 				return nil, refuse(fmt.Sprintf("%s.journal is inconsistent: %v", base, err), aside)
 			}
+			if err := p.inlineCommit(pending, at); err != nil {
+				return nil, refuse(fmt.Sprintf("%s.journal is inconsistent: %v", base, err), aside)
+			}
 			pending = nil
 		}
 		switch rec.typ {
@@ -180,13 +212,14 @@ func analyse(fsy fsys.FS, path string) (*plan, error) {
 				return nil, refuse(fmt.Sprintf("%s.journal record at byte %d: %v", base, at, err), aside)
 			}
 			hdr = rec.header
+			p.inlineFrom, p.inlineBytes, p.dataInline = r.off, 0, false
 		case recCommit:
 			// Keep the record: it may be the last one.
 			*hold, rec.commit = rec.commit, *hold
 			pending, pendingOff = hold, at
 			commits++
 			slot := &lastBuf[commits%2]
-			*slot = commit{seq: pending.seq, start: pending.start, end: pending.end, dataCRC: pending.dataCRC}
+			*slot = commit{seq: pending.seq, start: pending.start, end: pending.end, dataCRC: pending.dataCRC, inline: pending.inline}
 			prev, last = last, slot
 		default:
 			return nil, refuse(fmt.Sprintf("%s.journal record at byte %d has unknown type %d (written by a newer loteria?)", base, at, rec.typ), aside)
@@ -237,9 +270,19 @@ func analyse(fsy fsys.FS, path string) (*plan, error) {
 		if err := p.st.check(pending); err != nil {
 			return nil, refuse(fmt.Sprintf("%s.journal is inconsistent: %v", base, err), aside)
 		}
-		why, err := checkData(df, p.dataSize, last)
-		if err != nil {
-			return nil, fmt.Errorf("store %s: read the bets file: %w", path, err)
+		var why string
+		switch {
+		case pending.inline:
+			// Its rows are in its record: the bets file need not hold them.
+			if err := p.inlineCommit(pending, r.off); err != nil {
+				return nil, refuse(fmt.Sprintf("%s.journal is inconsistent: %v", base, err), aside)
+			}
+		case pending.start == pending.end && p.dataInline:
+			// No rows, after an inline commit's, which end a row.
+		default:
+			if why, err = checkData(df, p.dataSize, last); err != nil {
+				return nil, fmt.Errorf("store %s: read the bets file: %w", path, err)
+			}
 		}
 		switch {
 		case why == "":
@@ -248,8 +291,9 @@ func analyse(fsy fsys.FS, path string) (*plan, error) {
 			return nil, refuse(fmt.Sprintf("the journal's last commit (%d) %s", last.seq, why), aside)
 		default:
 			// The last commit was never acknowledged: its syncs did not
-			// both finish. The one before it must hold.
-			if prev != nil {
+			// both finish. The one before it must hold, unless its rows
+			// are in its record.
+			if prev != nil && !prev.inline && !(prev.start == prev.end && p.dataInline) {
 				pwhy, err := checkData(df, p.dataSize, prev)
 				if err != nil {
 					return nil, fmt.Errorf("store %s: read the bets file: %w", path, err)
@@ -371,18 +415,12 @@ func (s *Store) applyPlan(p *plan, now time.Time) error {
 		if err := s.data.Truncate(p.st.size); err != nil {
 			return fmt.Errorf("store %s: cut the bets file back to its last commit: %w", path, err)
 		}
-		if err := s.sync(s.data); err != nil {
-			return fmt.Errorf("store %s: sync the bets file: %w", path, err)
-		}
 	} else if p.dataFile > p.st.size {
-		// Only zeros past the last commit: cut, not quarantined, and the
-		// cut synced, so that a store closed cleanly after it leaves a
-		// plain CSV even if no commit of this run syncs the bets file.
+		// Only zeros past the last commit: cut, not quarantined (the sync
+		// below makes the cut durable, so that a store closed cleanly
+		// after it leaves a plain CSV).
 		if err := s.data.Truncate(p.st.size); err != nil {
 			return fmt.Errorf("store %s: cut the zeros past the bets file's last commit: %w", path, err)
-		}
-		if err := s.sync(s.data); err != nil {
-			return fmt.Errorf("store %s: sync the bets file: %w", path, err)
 		}
 	}
 	if s.journal, err = s.fs.OpenFile(journalPath(path), os.O_RDWR, 0); err != nil {
@@ -394,6 +432,16 @@ func (s *Store) applyPlan(p *plan, now time.Time) error {
 		}
 	}
 	s.jsize = p.journalKeep
+	if p.inlineBytes > 0 {
+		if err := s.rewriteInline(p); err != nil {
+			return err
+		}
+	}
+	// The bets file synced before this run's HEADER is written: a HEADER
+	// is a checkpoint, everything before it is on disk.
+	if err := s.sync(s.data); err != nil {
+		return fmt.Errorf("store %s: sync the bets file: %w", path, err)
+	}
 	// This run's HEADER: the bound recovery will use for what it leaves.
 	rec := appendHeader(nil, s.header(now))
 	if _, err := s.journal.WriteAt(rec, s.jsize); err != nil {
@@ -403,6 +451,59 @@ func (s *Store) applyPlan(p *plan, now time.Time) error {
 		return fmt.Errorf("store %s: sync the journal: %w", path, err)
 	}
 	s.jsize += int64(len(rec))
+	return nil
+}
+
+// rewriteInline writes into the bets file the rows of the inline commits
+// past the last checkpoint that it does not hold (docs/STORE.md, "One
+// sync a commit"): their writes were not synced, and a power cut may have
+// lost or torn them; their records, synced, hold them.
+func (s *Store) rewriteInline(p *plan) error {
+	r := &journalReader{f: s.journal, size: p.journalKeep, off: p.inlineFrom}
+	var (
+		rec   record
+		have  []byte
+		total int64
+		count int
+	)
+	for r.off < p.journalKeep {
+		ok, err := r.next(&rec)
+		if err != nil || !ok {
+			return fmt.Errorf("store %s: read the journal again to rewrite inline rows at byte %d: %w", s.path, r.off, cmp.Or(err, io.ErrUnexpectedEOF))
+		}
+		if rec.typ != recCommit || !rec.commit.inline {
+			continue
+		}
+		var rows []byte
+		for _, e := range rec.commit.entries {
+			if e.kind == kindRows {
+				rows = e.rows
+			}
+		}
+		start := int64(rec.commit.start)
+		have = slices.Grow(have[:0], len(rows))[:len(rows)]
+		n, err := s.data.ReadAt(have, start)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("store %s: read the bets file: %w", s.path, err)
+		}
+		if n == len(rows) && string(have) == string(rows) {
+			continue
+		}
+		if _, err := s.data.WriteAt(rows, start); err != nil {
+			return fmt.Errorf("store %s: rewrite rows from the journal into the bets file: %w", s.path, err)
+		}
+		if count == 0 {
+			s.rewroteFrom = start
+		}
+		s.rewroteTo = start + int64(len(rows))
+		total += int64(len(rows))
+		count++
+	}
+	if count > 0 {
+		s.rewritten, s.rewrittenCommits = total, count
+		s.log.Warn("store recovery: rewrote rows the bets file had lost from the journal (their writes had not reached the disk)",
+			"path", s.path, "commits", count, "bytes", total)
+	}
 	return nil
 }
 

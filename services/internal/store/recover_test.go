@@ -74,10 +74,13 @@ type base struct {
 	ends          []int  // data offset after batch i
 }
 
-func makeBase(t *testing.T) base {
+// makeBase's commits sync both files (InlineBytes -1), or are inline
+// (inline > 0: their rows in their records, docs/STORE.md "One sync a
+// commit").
+func makeBase(t *testing.T, inline int) base {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "bets.csv")
-	s := openT(t, path, Options{MaxGroupBytes: recBound})
+	s := openT(t, path, Options{MaxGroupBytes: recBound, InlineBytes: inline})
 	for i := range recBatches {
 		from := int64(i * recBatchBets)
 		must(t)(submit(s, 1, from, from, recBatchBets))
@@ -123,7 +126,7 @@ func flip(b []byte, i int) []byte {
 }
 
 func TestRecoveryRefuses(t *testing.T) {
-	b := makeBase(t)
+	b := makeBase(t, -1)
 	last, prev := b.lastRec(), b.recs[len(b.recs)-2]
 	cut := b.ends[len(b.ends)-2] // where the second-to-last commit ends
 	partial := []byte("1,José 99,Núñ")
@@ -184,7 +187,7 @@ func TestRecoveryRefuses(t *testing.T) {
 // disk is dropped, a tail past the last commit is quarantined (never
 // deleted).
 func TestRecoveryRepairs(t *testing.T) {
-	b := makeBase(t)
+	b := makeBase(t, -1)
 	last := b.lastRec()
 	cut := b.ends[len(b.ends)-2]
 	type tc struct {
@@ -269,7 +272,7 @@ func zeros(n int) []byte { return make([]byte, n) }
 // TestRecoveryOfANewStoreCrashedEarly: a store whose journal is there but
 // whose bets file never was (a crash while it was created) opens empty.
 func TestRecoveryWithoutDataFile(t *testing.T) {
-	b := makeBase(t)
+	b := makeBase(t, -1)
 	path := writeStore(t, map[string][]byte{"bets.csv.journal": b.journal[:b.recs[0].off+b.recs[0].len]})
 	s := openT(t, path, Options{})
 	defer closeT(t, s)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"slices"
@@ -41,8 +42,8 @@ func (st *state) agency(a int) *ledger.AgencyState {
 // checkHeader validates a HEADER against the state so far.
 func (st *state) checkHeader(h *header) error {
 	switch {
-	case h.version != journalVersion:
-		return fmt.Errorf("journal version %d, this loteria reads version %d", h.version, journalVersion)
+	case h.version < minJournalVersion || h.version > journalVersion:
+		return fmt.Errorf("journal version %d, this loteria reads versions %d to %d", h.version, minJournalVersion, journalVersion)
 	case int(h.round) != st.round:
 		return fmt.Errorf("HEADER in round %d while round %d is open", h.round, st.round)
 	case h.maxGroupBytes == 0:
@@ -132,6 +133,7 @@ func (st *state) check(c *commit) error {
 	}
 	marks := st.seen
 	clear(marks)
+	rows := 0
 	for i := range c.entries {
 		e := &c.entries[i]
 		switch e.kind {
@@ -156,6 +158,11 @@ func (st *state) check(c *commit) error {
 		case kindClose:
 			if i != len(c.entries)-1 || e.mark != c.end || e.reason == 0 {
 				return fmt.Errorf("commit %d: CLOSE is not its last entry, or does not cut at its end", c.seq)
+			}
+		case kindRows:
+			if rows++; rows > 1 || int64(len(e.rows)) != int64(c.end-c.start) || dataCRC(e.rows) != c.dataCRC ||
+				e.rows[len(e.rows)-1] != '\n' || bytes.IndexByte(e.rows, 0) >= 0 {
+				return fmt.Errorf("commit %d: its ROWS are not its data (a second ROWS, another length or checksum, or not whole rows)", c.seq)
 			}
 		}
 	}

@@ -63,6 +63,11 @@ type Options struct {
 	// SerialSync syncs the bets file, then the journal, instead of both
 	// at once. Only for measuring what the parallel syncs save.
 	SerialSync bool
+	// InlineBytes bounds how many bytes of the bets file commits may
+	// leave unsynced, their rows being in their journal records (default
+	// 1 MiB, at most 16 MiB; negative: none, every commit with rows syncs
+	// both files). docs/STORE.md, "One sync a commit".
+	InlineBytes int
 }
 
 // DefaultMaxGroupBytes is MaxGroupBytes when it is not set: the most one
@@ -78,6 +83,14 @@ const (
 	preallocMaxWrite = 64 << 10
 
 	defaultQueueLen = 4096
+	// defaultInlineBytes is InlineBytes when it is not set, maxInlineBytes
+	// the most it may be: recovery refuses a journal whose commits since
+	// the last sync of the bets file hold more rows than that.
+	defaultInlineBytes = 1 << 20
+	maxInlineBytes     = 16 << 20
+	// inlineMaxRecord is the largest COMMIT record that holds its rows: a
+	// larger commit syncs both files (its own data is most of the sync).
+	inlineMaxRecord = preallocMaxWrite
 	// maxBatchBets bounds one batch, so that a group's counts fit the
 	// journal's u32 fields.
 	maxBatchBets = 1 << 20
@@ -99,6 +112,12 @@ type Store struct {
 	recovered           *ledger.Recovery
 	quarantined         string
 	quarantinedBytes    int64
+	// rewritten: bytes of inline commits' rows recovery wrote into the
+	// bets file from the journal, of rewrittenCommits commits, all within
+	// the data bytes [rewroteFrom, rewroteTo).
+	rewritten              int64
+	rewrittenCommits       int
+	rewroteFrom, rewroteTo int64
 
 	mu            sync.Mutex
 	work          sync.Cond // the writer waits here for entries
@@ -117,6 +136,7 @@ type Store struct {
 	drawn     map[int]bool // rounds whose DRAW is queued or durable
 	dur       *state       // what is durable; written by the writer only
 	disk      int64        // bytes really in the bets file (Discard: as opened)
+	synced    int64        // bytes of the bets file synced; the rest is in inline commits' records
 	jsize     int64        // bytes in the journal
 
 	// The files' lengths with the zeros the writer keeps ahead of their
@@ -163,6 +183,10 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.QueueLen <= 0 {
 		opts.QueueLen = defaultQueueLen
 	}
+	if opts.InlineBytes == 0 {
+		opts.InlineBytes = defaultInlineBytes
+	}
+	opts.InlineBytes = min(opts.InlineBytes, maxInlineBytes)
 	if opts.SlowSync <= 0 {
 		opts.SlowSync = time.Second
 	}
@@ -250,6 +274,7 @@ func (s *Store) recover(now time.Time) error {
 		return fmt.Errorf("store %s: the bets file holds %d bytes after recovery, its journal %d", s.path, s.disk, s.dur.size)
 	}
 	s.dataCap, s.journalCap = s.disk, s.jsize
+	s.synced = s.disk
 	s.recovered = s.dur.recovery()
 	s.recovered.Quarantined, s.recovered.QuarantinedBytes = s.quarantined, s.quarantinedBytes
 	s.round = s.dur.round
@@ -513,24 +538,32 @@ func (s *Store) Close() error {
 
 // cutAhead cuts the zeros the writer kept ahead of the files' ends
 // (ahead), so that a store closed cleanly leaves the bets file a plain
-// CSV. The writer has stopped. Should a power cut undo a cut, recovery
-// cuts the zeros again.
+// CSV, and syncs what inline commits left unsynced of the bets file. The
+// writer has stopped. Should a power cut undo a cut, recovery cuts the
+// zeros again (and rewrites inline rows from the journal).
 func (s *Store) cutAhead() error {
 	for _, f := range []struct {
 		f        fsys.File
 		end, cap int64
+		dirty    bool
 		name     string
-	}{{s.data, s.disk, s.dataCap, "bets file"}, {s.journal, s.jsize, s.journalCap, "journal"}} {
-		if f.cap <= f.end {
+	}{{s.data, s.disk, s.dataCap, s.synced < s.disk, "bets file"}, {s.journal, s.jsize, s.journalCap, false, "journal"}} {
+		if f.cap <= f.end && !f.dirty {
 			continue
 		}
-		if err := f.f.Truncate(f.end); err != nil {
-			return fmt.Errorf("cut the zeros past the %s's end: %w", f.name, err)
+		if f.cap > f.end {
+			if err := f.f.Truncate(f.end); err != nil {
+				return fmt.Errorf("cut the zeros past the %s's end: %w", f.name, err)
+			}
 		}
 		if err := s.sync(f.f); err != nil {
-			return fmt.Errorf("sync the %s once the zeros past its end are cut: %w", f.name, err)
+			if f.cap > f.end {
+				return fmt.Errorf("sync the %s once the zeros past its end are cut: %w", f.name, err)
+			}
+			return fmt.Errorf("sync the %s's inline commits at close: %w", f.name, err)
 		}
 	}
+	s.synced = s.disk
 	return nil
 }
 

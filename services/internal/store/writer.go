@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"syscall"
 	"time"
 
@@ -252,9 +253,13 @@ func (s *Store) commitGroup(w *writer) {
 	c.seq = s.dur.seq + 1
 	c.start, c.end = uint64(start), uint64(end)
 	c.dataCRC = dataCRC(w.data)
+	inline := s.inline(c, len(w.data), end)
+	if inline {
+		c.entries = slices.Insert(c.entries, 0, jentry{kind: kindRows, rows: w.data})
+	}
 	w.rec = appendCommit(w.rec[:0], c)
 	t := time.Now()
-	err := s.write(w.data, w.rec)
+	err := s.write(w.data, w.rec, inline)
 	w.lastCommit = time.Since(t)
 	if err != nil {
 		s.finish(w, err, info, end)
@@ -278,6 +283,23 @@ func (s *Store) commitGroup(w *writer) {
 	s.finish(w, nil, info, end)
 }
 
+// inline says whether a commit of n data bytes ending at data byte end
+// puts its rows in its COMMIT record and syncs the journal alone, leaving
+// the bets file's write unsynced (docs/STORE.md, "One sync a commit"): a
+// small commit, while the bets file's unsynced bytes stay within
+// InlineBytes. Any other commit with data syncs both files, and with them
+// every inline commit before it.
+func (s *Store) inline(c *commit, n int, end int64) bool {
+	if n == 0 || s.opts.Discard || s.opts.InlineBytes < 0 || end-s.synced > int64(s.opts.InlineBytes) {
+		return false
+	}
+	rec := frameLen + minBody + commitFixed + 1 + rowsFixed + n
+	for i := range c.entries {
+		rec += entryLen(&c.entries[i])
+	}
+	return rec <= inlineMaxRecord
+}
+
 // finish completes the group's receipts, in order.
 func (s *Store) finish(w *writer, err error, info ledger.GroupInfo, end int64) {
 	for i, e := range w.group {
@@ -299,8 +321,9 @@ func (s *Store) finish(w *writer, err error, info ledger.GroupInfo, end int64) {
 
 // write appends a group's data and its COMMIT record and makes both
 // durable, syncing the two files at once (SerialSync: one after the
-// other). On failure it rolls the commit back and fails the store.
-func (s *Store) write(data, rec []byte) error {
+// other), or the journal alone when the record holds the rows (inline).
+// On failure it rolls the commit back and fails the store.
+func (s *Store) write(data, rec []byte, inline bool) error {
 	if s.opts.Discard {
 		return nil
 	}
@@ -322,7 +345,7 @@ func (s *Store) write(data, rec []byte) error {
 	t := time.Now()
 	var derr, jerr error
 	switch {
-	case len(data) == 0:
+	case len(data) == 0 || inline:
 		jerr = s.sync(s.journal)
 	case s.opts.SerialSync:
 		if derr = s.sync(s.data); derr == nil {
@@ -339,6 +362,9 @@ func (s *Store) write(data, rec []byte) error {
 		return s.rollback(fmt.Errorf("fsync the bets file: %w", derr), prevD, prevJ, true)
 	case jerr != nil:
 		return s.rollback(fmt.Errorf("fsync the journal: %w", jerr), prevD, prevJ, true)
+	}
+	if len(data) > 0 && !inline {
+		s.synced = prevD + int64(len(data))
 	}
 	s.m.fsync.Observe(took.Seconds())
 	s.logSlow(took, len(data))

@@ -159,7 +159,9 @@ func TestNearlyFullDisk(t *testing.T) {
 	}
 	defer exec.Command("umount", dir).Run()
 	path := filepath.Join(dir, "bets.csv")
-	s := openT(t, path, Options{})
+	// Commits that sync both files: inline ones would keep a second copy
+	// of the rows in the journal, and 1.5 MiB would not fit.
+	s := openT(t, path, Options{InlineBytes: -1})
 	for i := int64(0); s.Size() < 1500<<10; i += 1000 {
 		must(t)(submit(s, 1, i, i, 1000))
 	}
@@ -193,7 +195,9 @@ func TestNearlyFullDisk(t *testing.T) {
 // was not synced, 2026-12-07).
 func TestCleanCloseAfterRecoveryCut(t *testing.T) {
 	mem := faultfs.New()
-	s := openT(t, memPath, Options{FS: mem})
+	// Commits that sync both files, so the bets file's rows and zeros
+	// ahead are what is synced.
+	s := openT(t, memPath, Options{FS: mem, InlineBytes: -1})
 	for i := range 20 {
 		must(t)(submit(s, 1, int64(i*3), int64(i*3), 3))
 	}
@@ -218,7 +222,7 @@ func TestCleanCloseAfterRecoveryCut(t *testing.T) {
 // bytes, never the zeros kept ahead after it (a SIGKILL leaves them every
 // time: a warning after each would cry wolf).
 func TestZerosAheadAreNotTorn(t *testing.T) {
-	b := makeBase(t)
+	b := makeBase(t, -1)
 	last := b.lastRec()
 	for _, tt := range []struct {
 		name    string
