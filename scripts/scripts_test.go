@@ -59,6 +59,7 @@ func start(t *testing.T, ctx context.Context, name string, env []string, args ..
 	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(testenv.RepoRoot(t), "scripts", name)}, args...)...)
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	testenv.Child(cmd) // the script only: what it starts, its traps stop
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	s := &script{cmd: cmd, lines: make(chan string, 1024), done: make(chan struct{})}
 	outR, outW, err := os.Pipe()

@@ -53,7 +53,7 @@ func StartProcess(tb testing.TB, spec ProcessSpec) *Process {
 		spec.Dir = tb.TempDir()
 	}
 	p := &Process{Name: spec.Name, done: make(chan struct{})}
-	cmd := exec.Command(spec.Path, spec.Args...)
+	cmd := testenv.Child(exec.Command(spec.Path, spec.Args...))
 	cmd.Dir = spec.Dir
 	cmd.Env = append(baseEnv(), spec.Env...)
 	cmd.Stdout = &p.stdout

@@ -279,7 +279,7 @@ func TestSIGTERMWhileWaiting(t *testing.T) {
 	if err := os.WriteFile(data, []byte("Ana,Pérez,1,1990-01-01,7574\r\nLuis,Gómez,2,1991-02-03,5\r\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--id", "1", "--server", fake.Addr(), "--data", data, "--log-format", "json")
+	cmd := testenv.Child(exec.Command(bin, "--id", "1", "--server", fake.Addr(), "--data", data, "--log-format", "json"))
 	cmd.Dir = t.TempDir()
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "OTEL_TRACES_EXPORTER=none"}
 	var stderr testenv.Buffer

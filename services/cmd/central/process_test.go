@@ -37,7 +37,7 @@ func startProc(t *testing.T, bin, store string, agencies int, extraEnv ...string
 	addrs := testenv.FreeAddrs(t, 2)
 	addr, metrics := addrs[0], addrs[1]
 	host, port, _ := strings.Cut(addr, ":")
-	cmd := exec.Command(bin)
+	cmd := testenv.Child(exec.Command(bin))
 	cmd.Env = append(os.Environ(),
 		"SERVER_HOST="+host, "SERVER_PORT="+port, fmt.Sprintf("CLIENT_COUNT=%d", agencies),
 		"STORE_PATH="+store, "METRICS_ADDR="+metrics, "LOG_FORMAT=json", "LOGGING_LEVEL=INFO",

@@ -56,7 +56,7 @@ func startAgency(t *testing.T, bin, addr, file string, id int, extra ...string) 
 	args := append([]string{"--id", fmt.Sprint(id), "--server", addr, "--data", file, "--batch-max", "10",
 		"--retry-base", "20ms", "--retry-max", "300ms", "--retry-budget", "2m", "--timeout", "5s",
 		"--log-format", "json"}, extra...)
-	a := &agencyProc{cmd: exec.Command(bin, args...), done: make(chan error, 1)}
+	a := &agencyProc{cmd: testenv.Child(exec.Command(bin, args...)), done: make(chan error, 1)}
 	a.cmd.Stdout, a.cmd.Stderr = &a.out, &a.stderr
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -115,7 +115,7 @@ func restartsExactlyOnce(t *testing.T, sig syscall.Signal) {
 	var logs strings.Builder
 	start := func() (*exec.Cmd, chan error) {
 		t.Helper()
-		cmd := exec.Command(bins["central"])
+		cmd := testenv.Child(exec.Command(bins["central"]))
 		cmd.Env = append(os.Environ(), env...)
 		stderr, err := cmd.StderrPipe()
 		if err != nil {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loteria/loteria/internal/testenv"
 )
 
 // killEnv makes the test binary a helper that appends to a real store
@@ -106,7 +108,7 @@ func killRounds(t *testing.T, groups []string, acks int) (zeroed [2]int) {
 	path := filepath.Join(t.TempDir(), "bets.csv")
 	acked := map[int]int64{} // agency → the highest acknowledged end
 	for round, group := range groups {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd := testenv.Child(exec.Command(os.Args[0], "-test.run=^$"))
 		cmd.Env = append(os.Environ(), killEnv+"="+path)
 		if group != "" {
 			cmd.Env = append(cmd.Env, killGroupEnv+"="+group)

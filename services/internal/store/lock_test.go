@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/loteria/loteria/internal/testenv"
 	"github.com/loteria/loteria/services/internal/store/fsys"
 )
 
@@ -59,7 +60,7 @@ func TestLockAcrossProcesses(t *testing.T) {
 	must(t)(submit(s, 1, 0, 0, 2))
 	closeT(t, s)
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd := testenv.Child(exec.Command(os.Args[0], "-test.run=^$"))
 	cmd.Env = append(os.Environ(), helperEnv+"="+path)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
