@@ -50,6 +50,16 @@ func TestValidateName(t *testing.T) {
 		{"é\u009f", "first name contains control character U+009F (byte 3)"},
 		{"Ana\u2028María", "first name contains line separator U+2028 (byte 4)"},
 		{"Ana\u2029", "first name contains paragraph separator U+2029 (byte 4)"},
+		{"Ana\u200bMaría", "first name contains invisible format character U+200B (byte 4)"}, // zero-width space
+		{"\u202eanA", "first name contains invisible format character U+202E (byte 1)"},      // right-to-left override
+		{"Ana\u2066", "first name contains invisible format character U+2066 (byte 4)"},      // left-to-right isolate
+		{"\ufeffAna", "first name contains invisible format character U+FEFF (byte 1)"},      // byte-order mark
+		{"Ana\u00adMaría", "first name contains invisible format character U+00AD (byte 4)"}, // soft hyphen
+		{"é\u0600", "first name contains invisible format character U+0600 (byte 3)"},        // two bytes, Arabic
+		{"a\U000e0041", "first name contains invisible format character U+E0041 (byte 2)"},   // tag, four bytes
+		{"\u0645\u200c\u0647", ""}, // ZERO WIDTH NON-JOINER: some scripts write names with it
+		{"\u0915\u094d\u200d", ""}, // ZERO WIDTH JOINER, likewise
+		{"Ana\u00ad", "first name contains invisible format character U+00AD (byte 4)"},
 		{"\xff", "first name is not valid UTF-8 (byte 1)"},
 		{"Jos\xc3", "first name is not valid UTF-8 (byte 4)"},          // truncated
 		{"\xc3\x28", "first name is not valid UTF-8 (byte 1)"},         // bad continuation
@@ -86,14 +96,15 @@ func TestValidateName(t *testing.T) {
 
 // TestValidateNameEveryRune puts every Unicode scalar value in a name and
 // compares with an oracle built from package unicode: the refused ones
-// are exactly the control characters (C0, DEL, C1), the two separators of
-// Unicode and the two of the formats.
+// are exactly the control characters (C0, DEL, C1), the format characters
+// (Cf) but the two joiners, the two separators of Unicode and the two of
+// the formats.
 func TestValidateNameEveryRune(t *testing.T) {
 	for r := rune(0); r <= unicode.MaxRune; r++ {
 		if !utf8.ValidRune(r) {
 			continue // surrogates cannot be encoded; see TestValidateName
 		}
-		want := !unicode.IsControl(r) && r != '\u2028' && r != '\u2029' && r != ';' && r != ','
+		want := !unicode.IsControl(r) && !formatChar(r) && r != '\u2028' && r != '\u2029' && r != ';' && r != ','
 		s := "a" + string(r) + "b"
 		if err := ValidateName(FieldLastName, s); (err == nil) != want {
 			t.Fatalf("ValidateName(%U inside) = %v, want ok=%v", r, err, want)
@@ -101,16 +112,20 @@ func TestValidateNameEveryRune(t *testing.T) {
 	}
 }
 
+// formatChar is the oracle's format character: Unicode's Cf but ZERO WIDTH
+// NON-JOINER and ZERO WIDTH JOINER.
+func formatChar(r rune) bool { return unicode.Is(unicode.Cf, r) && r != '\u200c' && r != '\u200d' }
+
 // FuzzValidateName compares ValidateName with an oracle written from the
 // rules with packages strings, unicode and utf8.
 func FuzzValidateName(f *testing.F) {
-	for _, s := range []string{"Ana", "Ñandú", "a;b", "a\u2028", "\xff", "\u0085", strings.Repeat("é", 50)} {
+	for _, s := range []string{"Ana", "Ñandú", "a;b", "a\u2028", "\xff", "\u0085", "a\u200bb", "\u00ad", "\u200d", strings.Repeat("é", 50)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		want := s != "" && len(s) <= MaxNameBytes && utf8.ValidString(s) &&
 			!strings.ContainsFunc(s, func(r rune) bool {
-				return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || r == ';' || r == ','
+				return unicode.IsControl(r) || formatChar(r) || r == '\u2028' || r == '\u2029' || r == ';' || r == ','
 			})
 		errS, errB := ValidateName(FieldFirstName, s), ValidateName(FieldFirstName, []byte(s))
 		if (errS == nil) != want || (errB == nil) != want {

@@ -3,6 +3,7 @@ package lottery
 import (
 	"fmt"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -72,6 +73,18 @@ var nameByte = func() (t [256]uint8) {
 	return t
 }()
 
+// invisible says whether r is a format character (Unicode's Cf) that a
+// name may not hold: it shows nothing, or turns the text around it (a
+// zero-width space, a soft hyphen, a byte-order mark, the bidirectional
+// overrides and isolates, the tags), so two names that print alike could
+// differ, and a name could reorder the log line or the winners' list it is
+// shown in. ZERO WIDTH NON-JOINER and ZERO WIDTH JOINER (U+200C, U+200D)
+// are allowed: Persian and the Indic scripts write ordinary names with
+// them.
+func invisible(r rune) bool {
+	return r != '\u200c' && r != '\u200d' && unicode.Is(unicode.Cf, r)
+}
+
 // ValidateName checks a first or last name (what names the field in the
 // error): non-empty, at most MaxNameBytes bytes of valid UTF-8, with no
 // control character (C0, DEL, C1; so no NUL, TAB, CR, LF or ESC), no line
@@ -105,6 +118,13 @@ func ValidateName[T ~string | ~[]byte](what string, s T) error {
 			if c == 0xc2 && s[i+1] <= 0x9f {
 				return fieldErr(what, "contains control character %U (byte %d)", rune(s[i+1]), i+1)
 			}
+			// The two-byte format characters: U+00AD and a few of
+			// Arabic and Syriac, whose lead bytes are these.
+			if c == 0xc2 || c == 0xd8 || c == 0xdb || c == 0xdc {
+				if r := rune(c&0x1f)<<6 | rune(s[i+1]&0x3f); invisible(r) {
+					return fieldErr(what, "contains invisible format character %U (byte %d)", r, i+1)
+				}
+			}
 			i += 2
 			continue
 		}
@@ -120,6 +140,8 @@ func ValidateName[T ~string | ~[]byte](what string, s T) error {
 			return fieldErr(what, "contains line separator U+2028 (byte %d)", i+1)
 		case r == '\u2029':
 			return fieldErr(what, "contains paragraph separator U+2029 (byte %d)", i+1)
+		case invisible(r):
+			return fieldErr(what, "contains invisible format character %U (byte %d)", r, i+1)
 		}
 		i += size
 	}
