@@ -153,6 +153,11 @@ func TestRecoveryRefuses(t *testing.T) {
 		{"tail one byte past the bound, among zeros", map[string][]byte{"bets.csv": append(bytes.Clone(b.data), append(append(bytes.Repeat([]byte("x"), recBound), zeros(5000)...), bytes.Repeat([]byte("y"), 4097)...)...), "bets.csv.journal": b.journal}, "older"},
 		{"more zeros past the journal's end than the writer keeps ahead", map[string][]byte{"bets.csv": b.data, "bets.csv.journal": append(bytes.Clone(b.journal), zeros(journalSlack+1)...)}, "damaged in the middle"},
 		{"a record past the journal's zeros ahead", map[string][]byte{"bets.csv": b.data, "bets.csv.journal": append(append(bytes.Clone(b.journal), append([]byte{9}, zeros(5000)...)...), specHeader(1, recBound)...)}, "damaged in the middle"},
+		// Every fourth byte 16: a length that fits at three offsets in
+		// four, 1 MiB to checksum at one in four. Unbounded, the search
+		// for a later record took 14.8 s and found none, so the tail was
+		// cut as a torn write; within laterRecordWork it stops.
+		{"a tail whose lengths all fit", map[string][]byte{"bets.csv": b.data, "bets.csv.journal": append(bytes.Clone(b.journal), bytes.Repeat([]byte{16, 0, 0, 0}, (journalSlack-8192)/4)...)}, "damaged in the middle"},
 		{"legacy store", map[string][]byte{"bets.csv": b.data, "bets.csv.commits": make([]byte, 12)}, "mv "},
 		{"seed-written file", map[string][]byte{"bets.csv": b.data}, "no journal"},
 		{"journal of another kind", map[string][]byte{"bets.csv": b.data, "bets.csv.journal": []byte("LOTJRNL0" + string(b.journal[8:]))}, "not a loteria journal"},
