@@ -153,11 +153,6 @@ func TestRecoveryRefuses(t *testing.T) {
 		{"tail one byte past the bound, among zeros", map[string][]byte{"bets.csv": append(bytes.Clone(b.data), append(append(bytes.Repeat([]byte("x"), recBound), zeros(5000)...), bytes.Repeat([]byte("y"), 4097)...)...), "bets.csv.journal": b.journal}, "older"},
 		{"more zeros past the journal's end than the writer keeps ahead", map[string][]byte{"bets.csv": b.data, "bets.csv.journal": append(bytes.Clone(b.journal), zeros(journalSlack+1)...)}, "damaged in the middle"},
 		{"a record past the journal's zeros ahead", map[string][]byte{"bets.csv": b.data, "bets.csv.journal": append(append(bytes.Clone(b.journal), append([]byte{9}, zeros(5000)...)...), specHeader(1, recBound)...)}, "damaged in the middle"},
-		// Every fourth byte 16: a length that fits at three offsets in
-		// four, 1 MiB to checksum at one in four. Unbounded, the search
-		// for a later record took 14.8 s and found none, so the tail was
-		// cut as a torn write; within laterRecordWork it stops.
-		{"a tail whose lengths all fit", map[string][]byte{"bets.csv": b.data, "bets.csv.journal": append(bytes.Clone(b.journal), bytes.Repeat([]byte{16, 0, 0, 0}, (journalSlack-8192)/4)...)}, "damaged in the middle"},
 		{"legacy store", map[string][]byte{"bets.csv": b.data, "bets.csv.commits": make([]byte, 12)}, "mv "},
 		{"seed-written file", map[string][]byte{"bets.csv": b.data}, "no journal"},
 		{"journal of another kind", map[string][]byte{"bets.csv": b.data, "bets.csv.journal": []byte("LOTJRNL0" + string(b.journal[8:]))}, "not a loteria journal"},
@@ -183,6 +178,46 @@ func TestRecoveryRefuses(t *testing.T) {
 			}
 			sameSums(t, before, sums(t, filepath.Dir(path)))
 			_ = last
+		})
+	}
+}
+
+// TestLaterRecordCost: the search for a whole record after a bad one
+// finds one wherever it starts, and checksums little where none is: it
+// checksummed every candidate whose length field fit, 887 MiB for a torn
+// COMMIT of 1,000 agencies and some 275 GB for a tail of every fourth byte
+// 16 (14.8 s of Open).
+func TestLaterRecordCost(t *testing.T) {
+	marks := &commit{round: 1, seq: 7, start: 0, end: 10000}
+	for a := uint32(1); a <= 1000; a++ {
+		marks.entries = append(marks.entries, jentry{kind: kindMark, agency: a, mark: uint64(a) * 1000, stored: 10})
+	}
+	torn := appendCommit(nil, marks)
+	torn = torn[:len(torn)-100]
+	header := specHeader(1, recBound)
+	tests := []struct {
+		name     string
+		tail     []byte
+		found    bool
+		maxBytes int // checksummed at most
+	}{
+		{"a torn COMMIT of 1,000 agencies, then 1 MiB of zeros", append(bytes.Clone(torn), zeros(1<<20)...), false, 1 << 20},
+		{"every fourth byte 16", bytes.Repeat([]byte{16, 0, 0, 0}, (2<<20)/4), false, 1 << 20},
+		{"zeros", zeros(2 << 20), false, 0},
+		{"a HEADER after a torn COMMIT", append(bytes.Clone(torn), header...), true, 1 << 20},
+		{"a COMMIT after garbage", append([]byte{9, 1, 2, 3, 4, 5, 6, 7, 8}, specCommit(1, 3, 0, 4, []byte("abc\n"))...), true, 1 << 20},
+		{"a HEADER one byte in", append([]byte{0}, header...), true, len(header)},
+		{"a HEADER at the start does not count", header, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			found, n := laterRecordCost(tt.tail)
+			if found != tt.found {
+				t.Errorf("found %v, want %v", found, tt.found)
+			}
+			if n > tt.maxBytes {
+				t.Errorf("checksummed %d bytes, want at most %d", n, tt.maxBytes)
+			}
 		})
 	}
 }
