@@ -6,7 +6,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -332,36 +331,27 @@ func TestOneAgencyHoldsAtMostItsShare(t *testing.T) {
 		n++
 	}
 	frame := []byte(fmt.Sprintf("%08d%d;%d\n%s", len(b.String())+len(fmt.Sprintf("1;%d\n", n)), 1, n, b.String()))
-	// The greedy agency writes frames (on a pipe, a write returns once
-	// the reader took it all) until its reader waits for room in its
-	// share; then the write it is stuck in is cut short, and the frames
-	// taken whole are counted.
-	var taken atomic.Int64
-	writeErr := make(chan error, 1)
-	go func() {
-		for taken.Load() < central.DefaultMaxPipeline {
-			if _, err := greedy.nc.Write(frame); err != nil {
-				writeErr <- err
-				return
-			}
-			taken.Add(1)
+	sent := 0
+	for sent < central.DefaultMaxPipeline {
+		// The reader stops when the share is spent; a write it does not
+		// take within a second shows where.
+		greedy.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := greedy.nc.Write(frame); errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
 		}
-		writeErr <- nil
-	}()
-	testenv.Eventually(t, 10*time.Second, "the greedy agency's reader to wait for room in its share", func() bool {
-		return testutil.ToFloat64(counterWith(t, h.reg, "loteria_connection_share_waits_total", "", "")) >= 1
-	})
-	greedy.nc.SetWriteDeadline(time.Now())
-	if err := <-writeErr; err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatal(err)
+		sent++
 	}
-	sent := int(taken.Load())
 	// Each batch holds at least 512 B until its ack is read (its rows
 	// until it is durable): the share, here one frame's charge (4 x 8,192
 	// + 512 B, more than a sixteenth of the budget), holds at most 65.
 	share := max(budget/16, 4*8192+512)
 	if max := share/512 + 2; sent > max {
 		t.Fatalf("one agency that reads no ack had %d batches taken in, want at most %d (its share)", sent, max)
+	}
+	if got := testutil.ToFloat64(counterWith(t, h.reg, "loteria_connection_share_waits_total", "", "")); got < 1 {
+		t.Errorf("share waits %v, want at least 1", got)
 	}
 	other := newRawConn(t, ln.dial(t))
 	other.nc.SetDeadline(time.Now().Add(10 * time.Second))
