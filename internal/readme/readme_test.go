@@ -178,6 +178,7 @@ func runBlock(t *testing.T, repo, tmp string, isolate []string, b block) {
 	cmd.Dir = repo
 	cmd.Env = blockEnv(tmp)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	testenv.Child(cmd) // the block's shell only: what it starts, the group kill below stops
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	// A file, not a pipe: a process the block leaves behind cannot hold
 	// the test up, and is caught below instead.
