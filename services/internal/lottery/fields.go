@@ -88,8 +88,9 @@ func invisible(r rune) bool {
 // ValidateName checks a first or last name (what names the field in the
 // error): non-empty, at most MaxNameBytes bytes of valid UTF-8, with no
 // control character (C0, DEL, C1; so no NUL, TAB, CR, LF or ESC), no line
-// or paragraph separator (U+2028, U+2029), and neither field separator of
-// the wire protocol (';') or the dataset files (',').
+// or paragraph separator (U+2028, U+2029), no invisible format character
+// (see invisible), and neither field separator of the wire protocol (';')
+// or the dataset files (',').
 func ValidateName[T ~string | ~[]byte](what string, s T) error {
 	if len(s) == 0 {
 		return &FieldError{Field: what, Problem: "is empty"}
