@@ -14,6 +14,7 @@ import (
 
 	"github.com/loteria/loteria/internal/testenv"
 	"github.com/loteria/loteria/services/central"
+	"github.com/loteria/loteria/services/internal/wire"
 )
 
 // TestBadFramesEndOnlyTheirConnection sends each kind of bad frame on its
@@ -167,6 +168,98 @@ func TestConnectionCap(t *testing.T) {
 		d.expect("success;Batch stored successfully.")
 	})
 	wg.Wait()
+}
+
+// TestUnnamedConnectionHasOneHandshakeTime: a connection that never names
+// its agency is closed HANDSHAKE_TIMEOUT after it connected, however many
+// frames it sends. Each refused frame used to buy another
+// HANDSHAKE_TIMEOUT, so a peer sending one now and then held its place
+// for ever (helper-27: 19,940 such peers held every place under the
+// default cap, and a real agency got "busy" until it gave up).
+func TestUnnamedConnectionHasOneHandshakeTime(t *testing.T) {
+	const handshake = 300 * time.Millisecond
+	h := startCentral(t, central.Config{Agencies: 1, HandshakeTimeout: handshake, IdleTimeout: 10 * time.Minute})
+	start := time.Now()
+	c := dialRaw(t, h.addr) // its deadline, 20 s, ends the loop if the central never closes
+	frames := 0
+	for {
+		if _, err := c.nc.Write([]byte("00000001x")); err != nil {
+			break // closed while we wrote
+		}
+		p, err := wire.ReadFrame(c.br, nil, 1<<20)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("still open after %d refused frames and %s: an unnamed connection has %s from its accept", frames, time.Since(start).Round(time.Millisecond), handshake)
+			}
+			break
+		}
+		if !strings.HasPrefix(string(p), "error;") {
+			t.Fatalf("frame %d: got %q, want a refusal", frames+1, p)
+		}
+		frames++
+	}
+	if took := time.Since(start); took < handshake {
+		t.Errorf("closed after %s, before the handshake timeout (%s)", took, handshake)
+	}
+	testenv.Eventually(t, 5*time.Second, "the close to be counted as an idle timeout", func() bool {
+		return testutil.ToFloat64(counterWith(t, h.reg, "loteria_connections_closed_total", "reason", "idle_timeout")) == 1
+	})
+	t.Logf("closed after %d refused frames", frames)
+}
+
+// TestConnectionCapEvictsTheOldestUnnamed: at the connection cap a new
+// connection takes the place of the oldest one that has not named its
+// agency, so peers that never name one cannot lock the agencies out; a
+// connection that named its agency is never evicted.
+func TestConnectionCapEvictsTheOldestUnnamed(t *testing.T) {
+	h := startCentral(t, central.Config{Agencies: 3, MaxConnections: 2, HandshakeTimeout: time.Minute, IdleTimeout: time.Minute})
+	connected := func(n float64) {
+		t.Helper()
+		testenv.Eventually(t, 5*time.Second, fmt.Sprintf("%v connections to be served", n), func() bool {
+			return testutil.ToFloat64(counterWith(t, h.reg, "loteria_agencies_connected", "", "")) == n
+		})
+	}
+	oldest := dialRaw(t, h.addr)
+	connected(1)
+	newer := dialRaw(t, h.addr)
+	connected(2)
+
+	// At the cap: agency 1 gets in, in the oldest unnamed one's place.
+	a1 := dialRaw(t, h.addr)
+	a1.send("1;0\n")
+	a1.expect("success;Batch stored successfully.")
+	oldest.expectClosed()
+	newer.send("x") // still served: its frame is refused, not dropped
+	newer.expectPrefix("error;")
+	if got := testutil.ToFloat64(counterWith(t, h.reg, "loteria_connections_closed_total", "reason", "evicted")); got != 1 {
+		t.Errorf("evicted = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(counterWith(t, h.reg, "loteria_connections_rejected_total", "reason", "limit")); got != 0 {
+		t.Errorf("rejected = %v, want 0 while an unnamed connection could make room", got)
+	}
+
+	// Agency 2 takes the place of the last unnamed one.
+	connected(2)
+	a2 := dialRaw(t, h.addr)
+	a2.send("2;0\n")
+	a2.expect("success;Batch stored successfully.")
+	newer.expectClosed()
+
+	// Both places are agencies': a new connection is refused, and no
+	// agency is evicted for it.
+	connected(2)
+	third := dialRaw(t, h.addr)
+	if msg := third.expectPrefix("error;"); !strings.Contains(msg, "connection limit") {
+		t.Errorf("refusal %q does not say why", msg)
+	}
+	third.expectClosed()
+	for i, c := range []*rawConn{a1, a2} {
+		c.send(fmt.Sprintf("%d;1\nAna;Pérez;3090446%d;1990-01-01;5\n", i+1, i))
+		c.expect("success;Batch stored successfully.")
+	}
+	if got := testutil.ToFloat64(counterWith(t, h.reg, "loteria_connections_closed_total", "reason", "evicted")); got != 2 {
+		t.Errorf("evicted = %v, want 2", got)
+	}
 }
 
 // TestUnreadAcksHoldTheBudget: a peer that sends refused batches and never

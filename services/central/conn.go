@@ -2,6 +2,7 @@ package central
 
 import (
 	"bufio"
+	"container/list"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -25,6 +26,7 @@ import (
 type conn struct {
 	s    *Server
 	nc   net.Conn // a *tls.Conn on the TLS listener
+	raw  net.Conn // the accepted connection under nc
 	tls  bool
 	addr string // the peer's IP address, for the per-address cap
 
@@ -39,12 +41,21 @@ type conn struct {
 	replaced atomic.Bool
 	stored   prometheus.Counter // loteria_bets_stored_total{agency}
 	frames   int
+	// nameBy is when a connection that has not named its agency is
+	// closed: HANDSHAKE_TIMEOUT after it was accepted, however many
+	// frames it sent.
+	nameBy time.Time
+
+	// Its place among the server's unnamed connections, under s.mu: nil
+	// once it named its agency, or was evicted (set under s.mu too).
+	unnamed *list.Element
+	evicted atomic.Bool
 
 	acks ackState
 }
 
 func newConn(s *Server, nc net.Conn, isTLS bool) *conn {
-	c := &conn{s: s, nc: nc, tls: isTLS}
+	c := &conn{s: s, nc: nc, raw: nc, tls: isTLS, nameBy: time.Now().Add(s.cfg.HandshakeTimeout)}
 	if host, _, err := net.SplitHostPort(nc.RemoteAddr().String()); err == nil {
 		c.addr = host
 	}
@@ -80,6 +91,9 @@ func (c *conn) serve(ctx context.Context) {
 	}
 	c.nc.Close()
 	c.releaseReader()
+	if c.evicted.Load() {
+		reason, err = closeEvicted, errors.New("evicted: the central was at its connection limit and this connection had not named its agency")
+	}
 	s.untrack(c)
 	s.m.closed.WithLabelValues(reason).Inc()
 	attrs := []any{"reason", reason, "agency", c.agency, "frames", c.frames}
@@ -185,16 +199,19 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 		}
 		// Until a connection has said which agency it is (a TLS
 		// certificate, a HELLO or a batch claiming its id), it has the
-		// handshake's time for each frame, however many it sent, frames
-		// of at most a seed client's size, and a share of the budget of
-		// its own: a crowd of anonymous peers cannot hold back the
-		// agencies (refused frames bought the idle timeout, and 4,096
-		// peers that announced 64 KiB and sent a byte held the whole
-		// budget for a minute).
+		// handshake's time from its accept to do so, however many frames
+		// it sent, frames of at most a seed client's size, and a share of
+		// the budget of its own: a crowd of anonymous peers cannot hold
+		// back the agencies (refused frames bought the idle timeout, then
+		// the handshake's time each, so a peer that sent one now and then
+		// held its place for ever; and 4,096 peers that announced 64 KiB
+		// and sent a byte held the whole budget for a minute).
 		timeout, maxFrame, pool, wait := s.cfg.IdleTimeout, s.cfg.MaxFrame, s.budget, time.Time{}
 		if c.agency == 0 {
-			timeout, maxFrame, pool = s.cfg.HandshakeTimeout, min(maxFrame, anonMaxFrame), s.anon
-			wait = time.Now().Add(s.cfg.HandshakeTimeout)
+			timeout, maxFrame, pool, wait = time.Until(c.nameBy), min(maxFrame, anonMaxFrame), s.anon, c.nameBy
+			if timeout <= 0 {
+				return closeIdleTimeout, fmt.Errorf("the connection did not name its agency within %s of connecting (HANDSHAKE_TIMEOUT)", s.cfg.HandshakeTimeout)
+			}
 		}
 		size, err := c.readHeader(timeout, maxFrame)
 		if err != nil {
@@ -237,7 +254,11 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 		// not the idle timeout: a peer that announces a frame and
 		// trickles it holds its charge only that long.
 		if c.br.Buffered() < size {
-			c.nc.SetReadDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+			by := time.Now().Add(s.cfg.HandshakeTimeout)
+			if c.agency == 0 {
+				by = c.nameBy
+			}
+			c.nc.SetReadDeadline(by)
 		}
 		buf := s.pools.getBuf(size)
 		payload, err := wire.ReadPayload(c.br, *buf, size)
@@ -338,7 +359,7 @@ func (c *conn) readFailed(err error) (string, error) {
 			return closeIdleTimeout, fmt.Errorf("no first frame within %s", s.cfg.HandshakeTimeout)
 		}
 		if c.agency == 0 {
-			return closeIdleTimeout, fmt.Errorf("no frame naming an agency within %s", s.cfg.HandshakeTimeout)
+			return closeIdleTimeout, fmt.Errorf("the connection did not name its agency within %s of connecting (HANDSHAKE_TIMEOUT)", s.cfg.HandshakeTimeout)
 		}
 		return closeIdleTimeout, fmt.Errorf("no frame for %s", s.cfg.IdleTimeout)
 	case errors.Is(err, wire.ErrBadHeader):

@@ -33,6 +33,7 @@ const (
 	closeReplaced       = "replaced"
 	closeStoreFailed    = "store_failed"
 	closeOutcomeUnknown = "outcome_unknown"
+	closeEvicted        = "evicted"
 )
 
 // Reasons a connection is refused at accept (the `reason` label).
@@ -173,7 +174,7 @@ func newMetrics(reg prometheus.Registerer, agencies int, tlsReasons []string) *m
 		m.byResult[r] = m.batches.WithLabelValues(r)
 	}
 	for _, r := range []string{closeDone, closePeerClosed, closeIdleTimeout, closeProtocolError, closeShutdown,
-		closeWriteError, closeHandshake, closeRefused, closeReplaced, closeStoreFailed, closeOutcomeUnknown} {
+		closeWriteError, closeHandshake, closeRefused, closeReplaced, closeStoreFailed, closeOutcomeUnknown, closeEvicted} {
 		m.closed.WithLabelValues(r)
 	}
 	for _, r := range []string{rejectLimit, rejectPerAddress, rejectShutdown, rejectConnected} {

@@ -8,6 +8,7 @@
 package central
 
 import (
+	"container/list"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -67,9 +68,12 @@ type Config struct {
 	MaxFrame int
 	// IdleTimeout drops a peer silent this long while a frame is due.
 	IdleTimeout time.Duration
-	// HandshakeTimeout bounds the TLS handshake and the first frame.
+	// HandshakeTimeout bounds the TLS handshake, a frame's payload once
+	// its header is in, and the time a connection has from its accept to
+	// name its agency.
 	HandshakeTimeout time.Duration
-	// MaxConnections caps the connections served at once.
+	// MaxConnections caps the connections served at once; at the cap a
+	// new connection evicts the oldest that has not named its agency.
 	MaxConnections int
 	// MaxConnectionsPerAddress caps the connections from one remote IP
 	// address (0: no cap; behind NAT or Docker's port publishing every
@@ -171,6 +175,13 @@ type Server struct {
 	conns    map[*conn]struct{}
 	agencies map[int]*conn // the live connection of each agency
 	perAddr  map[string]int
+	// unnamed holds the connections that have not named their agency, the
+	// oldest first: at the connection cap, a new connection takes the
+	// place of the oldest of them (track).
+	unnamed list.List
+	// evicting counts the evicted connections that have not yet ended:
+	// they no longer count against the cap.
+	evicting int
 	shutting bool
 	wg       sync.WaitGroup
 	// stop ends background work (cut-off timers, status log) on shutdown.
@@ -420,12 +431,15 @@ func (s *Server) track(c *conn) string {
 	switch {
 	case s.shutting:
 		return rejectShutdown
-	case len(s.conns) >= s.cfg.MaxConnections:
-		return rejectLimit
 	case s.cfg.MaxConnectionsPerAddress > 0 && s.perAddr[c.addr] >= s.cfg.MaxConnectionsPerAddress:
 		return rejectPerAddress
+	case len(s.conns)-s.evicting >= s.cfg.MaxConnections:
+		if !s.evictOldestUnnamed() {
+			return rejectLimit
+		}
 	}
 	s.conns[c] = struct{}{}
+	c.unnamed = s.unnamed.PushBack(c)
 	s.perAddr[c.addr]++
 	s.wg.Add(1)
 	s.m.connected.Inc()
@@ -436,6 +450,13 @@ func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)
+	if c.unnamed != nil {
+		s.unnamed.Remove(c.unnamed)
+		c.unnamed = nil
+	}
+	if c.evicted.Load() {
+		s.evicting--
+	}
 	if s.perAddr[c.addr]--; s.perAddr[c.addr] <= 0 {
 		delete(s.perAddr, c.addr)
 	}
@@ -452,6 +473,9 @@ func (s *Server) untrack(c *conn) {
 func (s *Server) claim(c *conn, agency int) (older *conn, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if c.evicted.Load() {
+		return nil, false // its socket is closed: it acts for no agency
+	}
 	cur := s.agencies[agency]
 	if cur != nil && cur != c {
 		if !c.tls {
@@ -462,7 +486,38 @@ func (s *Server) claim(c *conn, agency int) (older *conn, ok bool) {
 		older = cur
 	}
 	s.agencies[agency] = c
+	if c.unnamed != nil {
+		s.unnamed.Remove(c.unnamed)
+		c.unnamed = nil
+	}
 	return older, true
+}
+
+// evictOldestUnnamed closes the oldest connection that has not named its
+// agency, with s.mu held, to make room for a new one at the connection
+// cap; it reports false when every connection has named its agency.
+// Without it, peers that connect and never name an agency (a refused
+// frame now and then keeps a connection open) could hold every place
+// and lock the agencies out, over TLS too, since the cap counts both
+// listeners. A new connection always gets in while some connection is
+// unnamed, and an agency names itself with its first frame, so a flood
+// would need the whole cap of newer connections to arrive in that
+// time to push an agency out. A connection that has named its agency is
+// never evicted.
+func (s *Server) evictOldestUnnamed() bool {
+	e := s.unnamed.Front()
+	if e == nil {
+		return false
+	}
+	old := e.Value.(*conn)
+	s.unnamed.Remove(e)
+	old.unnamed = nil
+	old.evicted.Store(true)
+	s.evicting++
+	// The raw connection: closing a TLS one would first try to write an
+	// alert. The reader's next read fails at once.
+	old.raw.Close()
+	return true
 }
 
 // release lets another connection act for c's agency.

@@ -228,3 +228,27 @@ func TestOfficialDataOverMutualTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSAgencyEvictsAnUnnamedConnection: the connection cap counts both
+// listeners, so an agency with its certificate takes the place of a peer
+// that connected and never finished its handshake, rather than being cut
+// off (helper-27: 40 such peers under MAX_CONNECTIONS=40 locked out a
+// valid agency-3 certificate).
+func TestTLSAgencyEvictsAnUnnamedConnection(t *testing.T) {
+	p := newPKI(t)
+	h := startTLSCentral(t, p, central.Config{Agencies: 1, MaxConnections: 1, HandshakeTimeout: time.Minute})
+	squatter := dialRaw(t, h.addr) // TCP only: no handshake, no agency
+	testenv.Eventually(t, 5*time.Second, "the squatter to be served", func() bool {
+		return testutil.ToFloat64(counterWith(t, h.reg, "loteria_agencies_connected", "", "")) == 1
+	})
+	a1, err := dialTLS(t, h.addr, p, "agency-1", certstest.Agency(t, p.ca, 1), p.caFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a1.send("1;1\nAna;Pérez;1;1990-01-01;7574\n")
+	a1.expect(wire.AckSuccess)
+	squatter.expectClosed()
+	if got := testutil.ToFloat64(counterWith(t, h.reg, "loteria_connections_closed_total", "reason", "evicted")); got != 1 {
+		t.Errorf("evicted = %v, want 1", got)
+	}
+}
