@@ -1,6 +1,7 @@
 // Package betfile reads an agency's bets file, the dataset format: one bet
 // per line, `nombre,apellido,documento,nacimiento,numero`, no header, LF or
-// CRLF line ends, UTF-8. It streams: memory does not grow with the file,
+// CRLF line ends, UTF-8 (a byte-order mark at the file's start is skipped).
+// It streams: memory does not grow with the file,
 // as long as callers do not keep the bets' strings (see [Reader]).
 package betfile
 
@@ -17,6 +18,9 @@ import (
 
 	"github.com/loteria/loteria/services/internal/lottery"
 )
+
+// byteOrderMark is U+FEFF in UTF-8.
+const byteOrderMark = "\ufeff"
 
 // MaxLine bounds one line of a bets file (the reader's buffer).
 const MaxLine = 64 << 10
@@ -80,6 +84,11 @@ func (r *Reader) Next() (lottery.Bet, error) {
 		}
 		r.line++
 		raw = strings.TrimSuffix(raw, "\r")
+		if r.line == 1 {
+			// A spreadsheet's "CSV UTF-8" starts with a byte-order mark:
+			// it is the file's, not the first bet's.
+			raw = strings.TrimPrefix(raw, byteOrderMark)
+		}
 		if raw == "" {
 			continue
 		}

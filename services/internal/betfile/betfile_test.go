@@ -65,6 +65,8 @@ func TestReader(t *testing.T) {
 		{"blank lines", "\n\r\n" + l1 + "\r\n\r\n\n" + l2 + "\n\n", []lottery.Bet{santiago, joaquina}},
 		{"only blank lines", "\n\r\n\n", nil},
 		{"leading zeros in number", "A,B,1,2000-01-01,0042\n", []lottery.Bet{{Agency: 2, FirstName: "A", LastName: "B", Document: "1", Birthdate: "2000-01-01", Number: 42}}},
+		{"byte-order mark", "\ufeff" + l1 + "\r\n" + l2 + "\r\n", []lottery.Bet{santiago, joaquina}},
+		{"byte-order mark alone on the first line", "\ufeff\r\n" + l1 + "\n", []lottery.Bet{santiago}},
 	}
 	for _, tt := range tests {
 		for _, rk := range readerKinds {
@@ -105,6 +107,9 @@ func TestReaderMalformed(t *testing.T) {
 		{"blank lines count", good + "\n\n\r\n" + "garbage\n", 4, "fields"},
 		{"last line without newline", good + "\n" + "Ana,Pérez,1,2000-01-01,x", 2, "number"},
 		{"space after comma", "Ana, Pérez,1,2000-01-01, 1\n", 1, "number"},
+		// Only the file's first bytes may be a byte-order mark.
+		{"byte-order mark on the second line", good + "\n\ufeff" + good + "\n", 2, "U+FEFF"},
+		{"two byte-order marks", "\ufeff\ufeff" + good + "\n", 1, "U+FEFF"},
 	}
 	for _, tt := range tests {
 		for _, rk := range readerKinds {
