@@ -434,7 +434,7 @@ func (s *Server) track(c *conn) string {
 	case s.cfg.MaxConnectionsPerAddress > 0 && s.perAddr[c.addr] >= s.cfg.MaxConnectionsPerAddress:
 		return rejectPerAddress
 	case len(s.conns)-s.evicting >= s.cfg.MaxConnections:
-		if !s.evictOldestUnnamed() {
+		if s.evicting >= maxEvicting || !s.evictOldestUnnamed() {
 			return rejectLimit
 		}
 	}
