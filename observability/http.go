@@ -16,7 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/net/netutil"
 )
 
 // Server limits. WriteTimeout must outlast the longest pprof profile served
@@ -29,13 +28,14 @@ const (
 	httpPprofWriteTimeout = 2 * time.Minute
 	httpIdleTimeout       = 60 * time.Second
 	httpMaxHeaderBytes    = 64 << 10
-	// HTTPMaxConns bounds the server's open connections. Past it, new ones
-	// wait in the kernel's accept queue, holding no descriptor of the
-	// process: without it, idle or slow connections to the metrics port
-	// used up the central's file descriptors and agencies could no longer
-	// connect (1,300 of them, under ulimit -n 1200). A peer holding all of
-	// them delays scrapes by at most httpReadHeaderTimeout a round, never
-	// the bets. The central leaves this many descriptors out of its
+	// HTTPMaxConns bounds the server's open connections: without a bound,
+	// idle or slow connections to the metrics port used up the central's
+	// file descriptors and agencies could no longer connect (1,300 of
+	// them, under ulimit -n 1200). At the bound a new connection takes the
+	// place of the oldest one running no handler (evictingListener), so
+	// peers that hold the places with half a request cannot keep a scrape
+	// or a health check out; it waits only while all of them are being
+	// answered. The central leaves this many descriptors out of its
 	// connection cap.
 	HTTPMaxConns           = 32
 	metricsScrapeTimeout   = 20 * time.Second
@@ -126,7 +126,8 @@ func NewHTTPServer(addr string, g prometheus.Gatherer, opts HTTPOptions) *HTTPSe
 		log:     log,
 		handler: mux,
 		srv: &http.Server{
-			Handler:           mux,
+			Handler:           markServing(mux),
+			ConnContext:       withConn,
 			ReadHeaderTimeout: httpReadHeaderTimeout,
 			ReadTimeout:       httpReadTimeout,
 			WriteTimeout:      writeTimeout,
@@ -157,7 +158,7 @@ func (s *HTTPServer) Start() error {
 	}
 	s.ln = ln
 	s.done = make(chan struct{})
-	ln = netutil.LimitListener(ln, HTTPMaxConns)
+	ln = newEvictingListener(ln, HTTPMaxConns)
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -370,12 +370,27 @@ func TestHealthcheckHonoursContext(t *testing.T) {
 }
 
 // TestHTTPServerConnectionCap: the server holds at most HTTPMaxConns
-// connections; one more waits in the accept queue, unserved, until one of
-// them closes. (Without the cap, connections to the metrics port used up
-// the central's file descriptors.)
+// connections; while every one of them is being answered, one more waits
+// in the accept queue, unserved, until a handler finishes. (Without the
+// cap, connections to the metrics port used up the central's file
+// descriptors.)
 func TestHTTPServerConnectionCap(t *testing.T) {
-	s := startServer(t, NewRegistry("test"), HTTPOptions{})
-	get := "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+	entered := make(chan struct{}, HTTPMaxConns)
+	release := make(chan struct{}, HTTPMaxConns)
+	block := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		writeText(w, http.StatusOK, "ok")
+	})
+	s := startServer(t, NewRegistry("test"), HTTPOptions{Routes: map[string]http.Handler{"GET /block": block}})
+	t.Cleanup(func() { // before Shutdown, which waits for the handlers
+		for range HTTPMaxConns {
+			release <- struct{}{}
+		}
+	})
 	dial := func() net.Conn {
 		c, err := net.Dial("tcp", s.Addr())
 		if err != nil {
@@ -395,27 +410,64 @@ func TestHTTPServerConnectionCap(t *testing.T) {
 	held := make([]net.Conn, HTTPMaxConns)
 	for i := range held {
 		held[i] = dial()
-		// A whole exchange proves the server accepted it; then a request
-		// cut short keeps the connection busy.
-		if _, err := io.WriteString(held[i], get); err != nil {
+		if _, err := io.WriteString(held[i], "GET /block HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 			t.Fatal(err)
 		}
-		if ok, err := answered(held[i], 5*time.Second); !ok {
-			t.Fatalf("connection %d: no 200 (%v)", i, err)
-		}
-		if _, err := io.WriteString(held[i], "GET /healthz HTTP/1.1\r\n"); err != nil {
-			t.Fatal(err)
-		}
+		<-entered // served: its handler runs until released
 	}
 	extra := dial()
-	if _, err := io.WriteString(extra, get); err != nil {
+	if _, err := io.WriteString(extra, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := answered(extra, 300*time.Millisecond); ok || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("connection %d was served (ok=%v, err=%v), want it held back by the cap of %d", HTTPMaxConns+1, ok, err, HTTPMaxConns)
 	}
-	held[0].Close()
+	release <- struct{}{} // one handler ends: its connection, idle now, makes room
 	if ok, err := answered(extra, 5*time.Second); !ok {
-		t.Fatalf("connection %d: no 200 once one closed (%v)", HTTPMaxConns+1, err)
+		t.Fatalf("connection %d: no 200 once a handler finished (%v)", HTTPMaxConns+1, err)
+	}
+}
+
+// TestHTTPServerEvictsSlowPeers: peers that hold every place with half a
+// request header do not keep a health check out: at the cap a new
+// connection takes the place of the oldest one running no handler. With
+// netutil.LimitListener the check waited for the header timeout of the
+// peers ahead of it, round after round (helper-27: 200 such peers delayed
+// a /healthz by 29.5 s). The header timeout is set far beyond the test's
+// deadline, so only an eviction lets the check through.
+func TestHTTPServerEvictsSlowPeers(t *testing.T) {
+	s := NewHTTPServer("127.0.0.1:0", NewRegistry("test"), HTTPOptions{Logger: slog.New(slog.DiscardHandler)})
+	s.srv.ReadHeaderTimeout, s.srv.ReadTimeout = time.Hour, time.Hour
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	slow := make([]net.Conn, HTTPMaxConns+8)
+	for i := range slow {
+		c, err := net.Dial("tcp", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		slow[i] = c
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := Healthcheck(ctx, "http://"+s.Addr()+"/healthz"); err != nil {
+		t.Fatalf("health check behind %d slow peers: %v", len(slow), err)
+	}
+	// The oldest slow peer was closed to make room.
+	slow[0].SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := slow[0].Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("oldest slow peer: read %v, want EOF (evicted)", err)
 	}
 }
