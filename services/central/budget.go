@@ -73,6 +73,19 @@ func (b *budget) acquire(n int64, deadline time.Time) (int64, error) {
 	return n, nil
 }
 
+// tryAcquire takes n bytes (at most the whole budget) if there is room
+// now, and reports whether it did.
+func (b *budget) tryAcquire(n int64) (int64, bool) {
+	n = min(n, b.limit)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.limit {
+		return 0, false
+	}
+	b.used += n
+	return n, true
+}
+
 // take adds n bytes without waiting: only for what a frame turned out to
 // need beyond its charge, which only a frame clamped to the whole budget
 // can.

@@ -71,6 +71,47 @@ func TestAnonymousPeersDoNotHoldBackAgencies(t *testing.T) {
 	})
 }
 
+// TestLargeFirstBatchGetsThroughTricklers: a seed client whose first batch
+// is over 1 KiB (it pays the anonymous share) is not kept waiting by peers
+// that spent that share on frames they announce and trickle: its frame
+// evicts the one that has held its charge longest. It used to wait for
+// them to time out (HANDSHAKE_TIMEOUT, here a minute, and for ever if they
+// kept coming), and be closed.
+func TestLargeFirstBatchGetsThroughTricklers(t *testing.T) {
+	const budget = 1 << 20
+	h := startCentral(t, central.Config{Agencies: 1, MaxInflightBytes: budget,
+		HandshakeTimeout: time.Minute, IdleTimeout: time.Minute})
+	anonLimit := testutil.ToFloat64(counterWith(t, h.reg, "loteria_inflight_limit_bytes", "pool", "anonymous"))
+	size := (int(anonLimit)/8 - 512) / 4 // eight such frames spend the share exactly
+	var tricklers []*rawConn
+	for range 8 {
+		p := dialRaw(t, h.addr)
+		if _, err := fmt.Fprintf(p.nc, "%08d1", size); err != nil {
+			t.Fatal(err)
+		}
+		tricklers = append(tricklers, p)
+		// One at a time, so the first is the oldest holder.
+		want := float64(len(tricklers) * (4*size + 512))
+		testenv.Eventually(t, 10*time.Second, "the trickler's charge to be taken", func() bool {
+			return inflight(t, h.reg, "anonymous") == want
+		})
+	}
+	var b strings.Builder
+	n := 0
+	for b.Len() < 2000 { // over the 1 KiB an anonymous frame may have for free
+		fmt.Fprintf(&b, "Ana;Pérez;%d;1990-01-01;%d\n", 40000000+n, 1+n)
+		n++
+	}
+	seed := dialRaw(t, h.addr)
+	seed.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	seed.send(fmt.Sprintf("1;%d\n%s", n, b.String()))
+	seed.expect("success;Batch stored successfully.")
+	tricklers[0].expectClosed()
+	if got := testutil.ToFloat64(counterWith(t, h.reg, "loteria_connections_closed_total", "reason", "evicted")); got < 1 {
+		t.Errorf("evicted = %v, want at least the oldest trickler", got)
+	}
+}
+
 // TestFrameTimeouts: a frame's payload has the handshake's time once its
 // header is in, even on an agency's connection (whose silence between
 // frames may last the idle timeout); an anonymous connection has it for

@@ -50,6 +50,10 @@ type conn struct {
 	// once it named its agency, or was evicted (set under s.mu too).
 	unnamed *list.Element
 	evicted atomic.Bool
+	// Its place among the server's holders of anonymous charges (under
+	// s.mu), and the charge it holds there.
+	holding     *list.Element
+	holdingAnon int64
 
 	acks ackState
 }
@@ -143,6 +147,24 @@ func (c *conn) handshake(ctx context.Context) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// acquire takes n bytes of pool for a frame, waiting until deadline. A
+// frame of an unnamed connection that finds the anonymous budget spent
+// first evicts the unnamed connections that have held their charges
+// longest while their payloads arrive: peers that announce frames and
+// trickle them would otherwise keep a seed client's first batch of more
+// than 1 KiB waiting, and close it, for as long as they kept coming. A
+// frame that is sent whole is read in a moment, so it is rarely the
+// oldest holder.
+func (c *conn) acquire(pool *budget, n int64, deadline time.Time) (int64, error) {
+	if pool == c.s.anon {
+		if took, ok := pool.tryAcquire(n); ok {
+			return took, nil
+		}
+		c.s.evictHolders(n)
+	}
+	return pool.acquire(n, deadline)
 }
 
 // nameAgency binds the connection to its agency once it is known.
@@ -239,7 +261,7 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 					return closeWriteError, err
 				}
 			}
-			took, err := pool.acquire(frameCharge(size), wait)
+			took, err := c.acquire(pool, frameCharge(size), wait)
 			if err != nil {
 				if errors.Is(err, errBudgetClosed) {
 					return closeShutdown, nil
@@ -261,7 +283,13 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 			c.nc.SetReadDeadline(by)
 		}
 		buf := s.pools.getBuf(size)
+		if ch.pool == s.anon {
+			s.holdAnon(c, ch.left)
+		}
 		payload, err := wire.ReadPayload(c.br, *buf, size)
+		if ch.pool == s.anon {
+			s.dropAnon(c)
+		}
 		if err != nil {
 			s.pools.putBuf(buf)
 			ch.refund()

@@ -179,6 +179,11 @@ type Server struct {
 	// oldest first: at the connection cap, a new connection takes the
 	// place of the oldest of them (track).
 	unnamed list.List
+	// holders holds the unnamed connections whose frame holds a charge of
+	// the anonymous budget while its payload arrives, the oldest first:
+	// a frame that finds that budget spent takes the oldest one's place
+	// (conn.acquire).
+	holders list.List
 	// evicting counts the evicted connections that have not yet ended:
 	// they no longer count against the cap.
 	evicting int
@@ -454,6 +459,10 @@ func (s *Server) untrack(c *conn) {
 		s.unnamed.Remove(c.unnamed)
 		c.unnamed = nil
 	}
+	if c.holding != nil {
+		s.holders.Remove(c.holding)
+		c.holding = nil
+	}
 	if c.evicted.Load() {
 		s.evicting--
 	}
@@ -509,15 +518,65 @@ func (s *Server) evictOldestUnnamed() bool {
 	if e == nil {
 		return false
 	}
-	old := e.Value.(*conn)
-	s.unnamed.Remove(e)
-	old.unnamed = nil
+	s.evict(e.Value.(*conn))
+	return true
+}
+
+// evictHolders evicts, with s.mu not held, the unnamed connections that
+// have held their anonymous charges longest while their payloads arrive,
+// until their charges add up to n; it reports whether it evicted any.
+func (s *Server) evictHolders(n int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	evicted := false
+	for freed := int64(0); freed < n && s.evicting < maxEvicting; {
+		e := s.holders.Front()
+		if e == nil {
+			break
+		}
+		old := e.Value.(*conn)
+		freed += old.holdingAnon
+		s.evict(old)
+		evicted = true
+	}
+	return evicted
+}
+
+// evict closes an unnamed connection to make room, with s.mu held.
+func (s *Server) evict(old *conn) {
+	if old.unnamed != nil {
+		s.unnamed.Remove(old.unnamed)
+		old.unnamed = nil
+	}
+	if old.holding != nil {
+		s.holders.Remove(old.holding)
+		old.holding = nil
+	}
 	old.evicted.Store(true)
 	s.evicting++
 	// The raw connection: closing a TLS one would first try to write an
 	// alert. The reader's next read fails at once.
 	old.raw.Close()
-	return true
+}
+
+// holdAnon records that c's frame holds n bytes of the anonymous budget
+// while its payload arrives; dropAnon, that it no longer waits for it.
+func (s *Server) holdAnon(c *conn, n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !c.evicted.Load() {
+		c.holdingAnon = n
+		c.holding = s.holders.PushBack(c)
+	}
+}
+
+func (s *Server) dropAnon(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.holding != nil {
+		s.holders.Remove(c.holding)
+		c.holding = nil
+	}
 }
 
 // release lets another connection act for c's agency.
