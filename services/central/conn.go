@@ -50,10 +50,12 @@ type conn struct {
 	// once it named its agency, or was evicted (set under s.mu too).
 	unnamed *list.Element
 	evicted atomic.Bool
-	// Its place among the server's holders of anonymous charges (under
-	// s.mu), and the charge it holds there.
+	// Its place among the server's holders of anonymous charges, the
+	// charge it holds there, and whether an eviction handed that charge
+	// to another frame (all under s.mu).
 	holding     *list.Element
 	holdingAnon int64
+	handedOver  bool
 
 	acks ackState
 }
@@ -96,7 +98,7 @@ func (c *conn) serve(ctx context.Context) {
 	c.nc.Close()
 	c.releaseReader()
 	if c.evicted.Load() {
-		reason, err = closeEvicted, errors.New("evicted: the central was at its connection limit and this connection had not named its agency")
+		reason, err = closeEvicted, errEvicted
 	}
 	s.untrack(c)
 	s.m.closed.WithLabelValues(reason).Inc()
@@ -149,20 +151,29 @@ func (c *conn) handshake(ctx context.Context) (string, error) {
 	return "", nil
 }
 
+// errEvicted: the connection's place was given to a newer one.
+var errEvicted = errors.New("evicted: the central was at its connection limit, or its budget for unnamed connections was spent, and this connection had not named its agency")
+
 // acquire takes n bytes of pool for a frame, waiting until deadline. A
 // frame of an unnamed connection that finds the anonymous budget spent
-// first evicts the unnamed connections that have held their charges
-// longest while their payloads arrive: peers that announce frames and
-// trickle them would otherwise keep a seed client's first batch of more
-// than 1 KiB waiting, and close it, for as long as they kept coming. A
-// frame that is sent whole is read in a moment, so it is rarely the
-// oldest holder.
+// takes the charges of the unnamed connections that have held theirs
+// longest while their payloads arrive, and those connections are evicted:
+// peers that announce frames and trickle them would otherwise keep a seed
+// client's first batch of more than 1 KiB waiting, and close it, for as
+// long as they kept coming. A frame that is sent whole is read in a
+// moment, so it is rarely the oldest holder.
 func (c *conn) acquire(pool *budget, n int64, deadline time.Time) (int64, error) {
 	if pool == c.s.anon {
 		if took, ok := pool.tryAcquire(n); ok {
 			return took, nil
 		}
-		c.s.evictHolders(n)
+		n = min(n, pool.limit)
+		if got := c.s.takeFromHolders(n); got >= n {
+			pool.release(got - n)
+			return n, nil
+		} else if got > 0 {
+			pool.release(got)
+		}
 	}
 	return pool.acquire(n, deadline)
 }
@@ -287,8 +298,11 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 			s.holdAnon(c, ch.left)
 		}
 		payload, err := wire.ReadPayload(c.br, *buf, size)
-		if ch.pool == s.anon {
-			s.dropAnon(c)
+		if ch.pool == s.anon && s.dropAnon(c) {
+			// Evicted while its payload arrived: the charge is another
+			// frame's now, so it is neither used nor given back.
+			s.pools.putBuf(buf)
+			return closeEvicted, errEvicted
 		}
 		if err != nil {
 			s.pools.putBuf(buf)

@@ -522,24 +522,28 @@ func (s *Server) evictOldestUnnamed() bool {
 	return true
 }
 
-// evictHolders evicts, with s.mu not held, the unnamed connections that
-// have held their anonymous charges longest while their payloads arrive,
-// until their charges add up to n; it reports whether it evicted any.
-func (s *Server) evictHolders(n int64) bool {
+// takeFromHolders evicts the unnamed connections that have held their
+// anonymous charges longest while their payloads arrive, until their
+// charges add up to n, and hands those charges to the caller: it returns
+// how many bytes of the anonymous budget the caller now holds. Handed over,
+// not given back to the budget, so that no other frame waiting for room
+// takes it first: a crowd of waiting tricklers used to win it every time.
+// An evicted holder gives nothing back (dropAnon tells it).
+func (s *Server) takeFromHolders(n int64) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	evicted := false
-	for freed := int64(0); freed < n && s.evicting < maxEvicting; {
+	var took int64
+	for took < n && s.evicting < maxEvicting {
 		e := s.holders.Front()
 		if e == nil {
 			break
 		}
 		old := e.Value.(*conn)
-		freed += old.holdingAnon
+		took += old.holdingAnon
+		old.handedOver = true
 		s.evict(old)
-		evicted = true
 	}
-	return evicted
+	return took
 }
 
 // evict closes an unnamed connection to make room, with s.mu held.
@@ -570,13 +574,16 @@ func (s *Server) holdAnon(c *conn, n int64) {
 	}
 }
 
-func (s *Server) dropAnon(c *conn) {
+// dropAnon reports whether c's charge was handed over to another frame,
+// which then holds it: c must not give it back, nor use it.
+func (s *Server) dropAnon(c *conn) (handedOver bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c.holding != nil {
 		s.holders.Remove(c.holding)
 		c.holding = nil
 	}
+	return c.handedOver
 }
 
 // release lets another connection act for c's agency.
