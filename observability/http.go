@@ -126,8 +126,8 @@ func NewHTTPServer(addr string, g prometheus.Gatherer, opts HTTPOptions) *HTTPSe
 		log:     log,
 		handler: mux,
 		srv: &http.Server{
-			Handler:           markServing(mux),
-			ConnContext:       withConn,
+			Handler:           mux,
+			ConnState:         connState,
 			ReadHeaderTimeout: httpReadHeaderTimeout,
 			ReadTimeout:       httpReadTimeout,
 			WriteTimeout:      writeTimeout,

@@ -2,7 +2,6 @@ package observability
 
 import (
 	"container/list"
-	"context"
 	"net"
 	"net/http"
 	"sync"
@@ -10,10 +9,10 @@ import (
 
 // evictingListener bounds the connections open at once, as
 // netutil.LimitListener did, but at the bound it makes room: it closes the
-// oldest connection that is not running a handler (one still sending its
+// oldest connection that is not being answered (one still sending its
 // request's header, or idle between requests) and takes the new one. It
 // waits, holding the new connection, only while every connection is
-// running a handler. With LimitListener, peers that held the places with
+// being answered. With LimitListener, peers that held the places with
 // half a request header each made every other request wait for
 // httpReadHeaderTimeout, round after round: 200 such connections delayed
 // a /healthz by 29.5 s (helper-27's attacker run), long enough for a
@@ -39,7 +38,7 @@ type trackedConn struct {
 	net.Conn
 	l       *evictingListener
 	elem    *list.Element // its place in l.open, under l.mu; nil once out of it
-	serving int           // handlers running on it, under l.mu
+	serving bool          // its request is being answered, under l.mu
 	once    sync.Once
 }
 
@@ -63,12 +62,12 @@ func (l *evictingListener) Accept() (net.Conn, error) {
 	return tc, nil
 }
 
-// evictOne closes the oldest connection running no handler, with l.mu
+// evictOne closes the oldest connection not being answered, with l.mu
 // held, and reports whether there was one.
 func (l *evictingListener) evictOne() bool {
 	for e := l.open.Front(); e != nil; e = e.Next() {
 		tc := e.Value.(*trackedConn)
-		if tc.serving > 0 {
+		if tc.serving {
 			continue
 		}
 		l.open.Remove(e)
@@ -105,37 +104,26 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// connKey is the context key of a request's *trackedConn.
-type connKey struct{}
-
-// withConn is an http.Server's ConnContext: it puts the connection in its
-// requests' context, for markServing.
-func withConn(ctx context.Context, c net.Conn) context.Context {
-	if tc, ok := c.(*trackedConn); ok {
-		return context.WithValue(ctx, connKey{}, tc)
+// connState is an http.Server's ConnState hook: a connection is being
+// answered from the moment its request's header has been read
+// (StateActive) until its response is written (any later state), and
+// such a connection is never evicted. (Counted around the handler
+// instead, a connection whose handler had returned could be evicted
+// before net/http wrote the end of its response.)
+func connState(c net.Conn, st http.ConnState) {
+	tc, ok := c.(*trackedConn)
+	if !ok {
+		return
 	}
-	return ctx
-}
-
-// markServing counts h's running handlers on their connections, so that
-// a connection whose request is being answered is never evicted.
-func markServing(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tc, _ := r.Context().Value(connKey{}).(*trackedConn)
-		if tc == nil {
-			h.ServeHTTP(w, r)
-			return
-		}
-		l := tc.l
-		l.mu.Lock()
-		tc.serving++
-		l.mu.Unlock()
-		defer func() {
-			l.mu.Lock()
-			tc.serving--
-			l.room.Broadcast()
-			l.mu.Unlock()
-		}()
-		h.ServeHTTP(w, r)
-	})
+	l := tc.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	serving := st == http.StateActive
+	if tc.serving == serving {
+		return
+	}
+	tc.serving = serving
+	if !serving {
+		l.room.Broadcast()
+	}
 }
