@@ -3,6 +3,7 @@ package central
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -42,6 +43,15 @@ func newBudget(limit int64) *budget {
 // budget, so one oversized frame still goes alone; on an error it took
 // nothing.
 func (b *budget) acquire(n int64, deadline time.Time) (int64, error) {
+	return b.acquireUnless(n, deadline, nil)
+}
+
+// errBudgetStopped: the wait was ended by its stop flag.
+var errBudgetStopped = errors.New("wait for the in-flight budget ended")
+
+// acquireUnless is acquire that also ends, taking nothing, once stop (if
+// not nil) is set and the budget woken (wake).
+func (b *budget) acquireUnless(n int64, deadline time.Time, stop *atomic.Bool) (int64, error) {
 	n = min(n, b.limit)
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -63,6 +73,9 @@ func (b *budget) acquire(n int64, deadline time.Time) (int64, error) {
 	for b.used+n > b.limit && !b.closed {
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
 			return 0, errBudgetTimeout
+		}
+		if stop != nil && stop.Load() {
+			return 0, errBudgetStopped
 		}
 		b.cond.Wait()
 	}
@@ -103,6 +116,13 @@ func (b *budget) release(n int64) {
 	b.used -= n
 	b.mu.Unlock()
 	b.cond.Broadcast()
+}
+
+// wake makes every wait look at its stop flag again.
+func (b *budget) wake() {
+	b.mu.Lock()
+	b.cond.Broadcast()
+	b.mu.Unlock()
 }
 
 // close ends every wait, now and later, with errBudgetClosed.

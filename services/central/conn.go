@@ -122,6 +122,9 @@ func (c *conn) handshake(ctx context.Context) (string, error) {
 	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
+		if c.evicted.Load() {
+			return closeEvicted, errEvicted // not the peer's TLS failing
+		}
 		reason := s.cfg.HandshakeReason(err)
 		s.m.tlsErrors.WithLabelValues(reason).Inc()
 		s.warn.Warn("tls_"+reason, "TLS handshake refused", "reason", reason, "remote", c.addr, "err", err)
@@ -175,7 +178,7 @@ func (c *conn) acquire(pool *budget, n int64, deadline time.Time) (int64, error)
 			pool.release(got)
 		}
 	}
-	return pool.acquire(n, deadline)
+	return pool.acquireUnless(n, deadline, &c.evicted)
 }
 
 // nameAgency binds the connection to its agency once it is known.
@@ -276,6 +279,9 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 			if err != nil {
 				if errors.Is(err, errBudgetClosed) {
 					return closeShutdown, nil
+				}
+				if errors.Is(err, errBudgetStopped) {
+					return closeEvicted, errEvicted
 				}
 				return closeIdleTimeout, fmt.Errorf("no room to read a first frame within %s (the in-flight budget for connections that have not named their agency is spent)", s.cfg.HandshakeTimeout)
 			}

@@ -79,16 +79,15 @@ const (
 	keepAliveCount    = 3
 
 	// fdReserve is how many file descriptors the connection cap leaves
-	// for the store, listeners and logs, the metrics server's own (it
-	// holds at most observability.HTTPMaxConns), and the evicted
-	// connections still ending (maxEvicting).
-	fdReserve = 64 + observability.HTTPMaxConns + maxEvicting
+	// for the store, listeners and logs, and the metrics server's own (it
+	// holds at most observability.HTTPMaxConns). An evicted connection's
+	// descriptor is closed by the time closeEvicted returns.
+	fdReserve = 64 + observability.HTTPMaxConns
 
-	// maxEvicting bounds the evicted connections still ending, which hold
-	// their file descriptors past the cap: beyond it, a new connection at
-	// the cap is refused (busy) rather than evict another. A flood that
-	// evicted about 900 connections a second on two cores had up to 53
-	// still ending.
+	// maxEvicting bounds the evicted connections whose goroutines have not
+	// yet ended: beyond it, a new connection at the cap is refused (busy)
+	// rather than evict another. A flood that evicted about 900
+	// connections a second on two cores had up to 53 still ending.
 	maxEvicting = 256
 
 	// readBufferSize is a busy connection's read buffer; an idle one

@@ -431,6 +431,8 @@ func (s *Server) limitOf(reason string) int {
 
 // track registers a connection, or says why it is refused.
 func (s *Server) track(c *conn) string {
+	var victim *conn
+	defer func() { s.closeEvicted(victim) }() // after s.mu is released
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -439,9 +441,13 @@ func (s *Server) track(c *conn) string {
 	case s.cfg.MaxConnectionsPerAddress > 0 && s.perAddr[c.addr] >= s.cfg.MaxConnectionsPerAddress:
 		return rejectPerAddress
 	case len(s.conns)-s.evicting >= s.cfg.MaxConnections:
-		if s.evicting >= maxEvicting || !s.evictOldestUnnamed() {
+		if s.evicting >= maxEvicting {
 			return rejectLimit
 		}
+		if victim = s.oldestUnnamed(); victim == nil {
+			return rejectLimit
+		}
+		s.evict(victim)
 	}
 	s.conns[c] = struct{}{}
 	c.unnamed = s.unnamed.PushBack(c)
@@ -502,24 +508,21 @@ func (s *Server) claim(c *conn, agency int) (older *conn, ok bool) {
 	return older, true
 }
 
-// evictOldestUnnamed closes the oldest connection that has not named its
-// agency, with s.mu held, to make room for a new one at the connection
-// cap; it reports false when every connection has named its agency.
-// Without it, peers that connect and never name an agency (a refused
-// frame now and then keeps a connection open) could hold every place
-// and lock the agencies out, over TLS too, since the cap counts both
-// listeners. A new connection always gets in while some connection is
-// unnamed, and an agency names itself with its first frame, so a flood
-// would need the whole cap of newer connections to arrive in that
-// time to push an agency out. A connection that has named its agency is
-// never evicted.
-func (s *Server) evictOldestUnnamed() bool {
-	e := s.unnamed.Front()
-	if e == nil {
-		return false
+// oldestUnnamed is the oldest connection that has not named its agency,
+// with s.mu held, or nil when every connection has named its agency. At
+// the connection cap a new connection takes its place (track). Without
+// that, peers that connect and never name an agency (a refused frame now
+// and then kept a connection open) could hold every place and lock the
+// agencies out, over TLS too, since the cap counts both listeners. A new
+// connection always gets in while some connection is unnamed, and an
+// agency names itself with its first frame, so a flood would need the
+// whole cap of newer connections to arrive in that time to push an agency
+// out. A connection that has named its agency is never evicted.
+func (s *Server) oldestUnnamed() *conn {
+	if e := s.unnamed.Front(); e != nil {
+		return e.Value.(*conn)
 	}
-	s.evict(e.Value.(*conn))
-	return true
+	return nil
 }
 
 // takeFromHolders evicts the unnamed connections that have held their
@@ -530,9 +533,9 @@ func (s *Server) evictOldestUnnamed() bool {
 // takes it first: a crowd of waiting tricklers used to win it every time.
 // An evicted holder gives nothing back (dropAnon tells it).
 func (s *Server) takeFromHolders(n int64) int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	var victims []*conn
 	var took int64
+	s.mu.Lock()
 	for took < n && s.evicting < maxEvicting {
 		e := s.holders.Front()
 		if e == nil {
@@ -542,11 +545,18 @@ func (s *Server) takeFromHolders(n int64) int64 {
 		took += old.holdingAnon
 		old.handedOver = true
 		s.evict(old)
+		victims = append(victims, old)
+	}
+	s.mu.Unlock()
+	for _, v := range victims {
+		s.closeEvicted(v)
 	}
 	return took
 }
 
-// evict closes an unnamed connection to make room, with s.mu held.
+// evict marks an unnamed connection evicted to make room, with s.mu
+// held: it no longer counts against the cap, and closeEvicted, called
+// once s.mu is released, ends it.
 func (s *Server) evict(old *conn) {
 	if old.unnamed != nil {
 		s.unnamed.Remove(old.unnamed)
@@ -558,9 +568,19 @@ func (s *Server) evict(old *conn) {
 	}
 	old.evicted.Store(true)
 	s.evicting++
-	// The raw connection: closing a TLS one would first try to write an
-	// alert. The reader's next read fails at once.
+}
+
+// closeEvicted ends an evicted connection (nil: none), with s.mu not held:
+// closing a socket waits until its reader lets go of it. It closes the
+// raw connection (a TLS one would first try to write an alert), so a read
+// fails at once, and wakes a wait for the anonymous budget, which no read
+// would end.
+func (s *Server) closeEvicted(old *conn) {
+	if old == nil {
+		return
+	}
 	old.raw.Close()
+	s.anon.wake()
 }
 
 // holdAnon records that c's frame holds n bytes of the anonymous budget
