@@ -539,25 +539,34 @@ func TestReaderRefreshesTheDay(t *testing.T) {
 // TestCountLinesAgreesWithTheReader over a generated file of many blocks:
 // the agency bounds its stream by the count.
 func TestCountLinesAgreesWithTheReader(t *testing.T) {
-	var file []byte
+	var body []byte
 	for i := range 3000 {
-		file = fmt.Appendf(file, "%s,Pérez,%d,1999-03-17,%d\r\n", strings.Repeat("ñ", i%50+1), 1000+i, i%10000)
+		body = fmt.Appendf(body, "%s,Pérez,%d,1999-03-17,%d\r\n", strings.Repeat("ñ", i%50+1), 1000+i, i%10000)
 		if i%400 == 0 {
-			file = append(file, "\n\r\n"...)
+			body = append(body, "\n\r\n"...)
 		}
 	}
-	p := writeFile(t, string(file))
-	n, err := CountLines(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := Open(p, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	bets, err := readAll(f.Reader)
-	if err != nil || len(bets) != n || n != 3000 {
-		t.Fatalf("CountLines %d, the reader %d bets (%v); want 3000 both", n, len(bets), err)
+	for _, tc := range []struct{ name, head string }{
+		{"plain", ""},
+		{"byte-order mark", byteOrderMark},
+		// The mark on a line of its own: a blank line to both.
+		{"byte-order mark alone on the first line", byteOrderMark + "\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeFile(t, tc.head+string(body))
+			n, err := CountLines(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := Open(p, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			bets, err := readAll(f.Reader)
+			if err != nil || len(bets) != n || n != 3000 {
+				t.Fatalf("CountLines %d, the reader %d bets (%v); want 3000 both", n, len(bets), err)
+			}
+		})
 	}
 }
