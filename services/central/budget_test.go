@@ -3,6 +3,8 @@ package central_test
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -110,6 +112,57 @@ func TestLargeFirstBatchGetsThroughTricklers(t *testing.T) {
 	testenv.Eventually(t, 5*time.Second, "the oldest trickler's eviction to be counted", func() bool {
 		return testutil.ToFloat64(counterWith(t, h.reg, "loteria_connections_closed_total", "reason", "evicted")) >= 1
 	})
+}
+
+// TestSeedClientsDoNotEvictEachOther: seed clients whose first batches
+// (over 1 KiB each) come together, more than the anonymous share holds,
+// each on a slow link (two writes 100 ms apart), are all stored: a frame
+// on its way is not a trickler, and a later one waits for room instead of
+// taking its place. (helper-29: with any holder taken, 15 of 24 were closed
+// without an ack.)
+func TestSeedClientsDoNotEvictEachOther(t *testing.T) {
+	const budget = 1 << 20 // an anonymous share of 256 KiB: about 8 frames of 7 KiB
+	const agencies = 24
+	h := startCentral(t, central.Config{Agencies: agencies, MaxInflightBytes: budget,
+		HandshakeTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second})
+	var wg sync.WaitGroup
+	for a := 1; a <= agencies; a++ {
+		wg.Go(func() {
+			var b strings.Builder
+			n := 0
+			for b.Len() < 7000 {
+				fmt.Fprintf(&b, "Ana;Pérez;%d;1990-01-01;%d\n", 40000000+a*1000+n, 1+n)
+				n++
+			}
+			p := fmt.Sprintf("%d;%d\n%s", a, n, b.String())
+			frame := fmt.Sprintf("%08d%s", len(p), p)
+			nc, err := net.Dial("tcp", h.addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(20 * time.Second))
+			if _, err := io.WriteString(nc, frame[:len(frame)/2]); err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(100 * time.Millisecond) // the slow link, not a synchronisation
+			if _, err := io.WriteString(nc, frame[len(frame)/2:]); err != nil {
+				t.Errorf("agency %d: %v", a, err)
+				return
+			}
+			want := "success;Batch stored successfully."
+			got := make([]byte, 8+len(want))
+			if _, err := io.ReadFull(nc, got); err != nil || string(got[8:]) != want {
+				t.Errorf("agency %d: first batch answered %q (%v), want %q", a, got, err, want)
+			}
+		})
+	}
+	wg.Wait()
+	if got := testutil.ToFloat64(counterWith(t, h.reg, "loteria_connections_closed_total", "reason", "evicted")); got != 0 {
+		t.Errorf("evicted = %v, want 0: none of them trickled", got)
+	}
 }
 
 // TestFrameTimeouts: a frame's payload has the handshake's time once its

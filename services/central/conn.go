@@ -53,9 +53,10 @@ type conn struct {
 	// Its place among the server's holders of anonymous charges, the
 	// charge it holds there, and whether an eviction handed that charge
 	// to another frame (all under s.mu).
-	holding     *list.Element
-	holdingAnon int64
-	handedOver  bool
+	holding      *list.Element
+	holdingAnon  int64
+	holdingSince time.Time
+	handedOver   bool
 
 	acks ackState
 }
@@ -159,26 +160,37 @@ var errEvicted = errors.New("evicted: the central was at its connection limit, o
 
 // acquire takes n bytes of pool for a frame, waiting until deadline. A
 // frame of an unnamed connection that finds the anonymous budget spent
-// takes the charges of the unnamed connections that have held theirs
-// longest while their payloads arrive, and those connections are evicted:
-// peers that announce frames and trickle them would otherwise keep a seed
-// client's first batch of more than 1 KiB waiting, and close it, for as
-// long as they kept coming. A frame that is sent whole is read in a
-// moment, so it is rarely the oldest holder.
+// takes the charges of unnamed connections that have held theirs for
+// trickleAfter while their payloads arrive (peers that announce frames and
+// trickle them), and those connections are evicted (takeFromHolders):
+// they would otherwise keep a seed client's first batch of more than
+// 1 KiB waiting, and close it, for as long as they kept coming. While no
+// holder is that old it waits for room, and looks again every
+// trickleAfter.
 func (c *conn) acquire(pool *budget, n int64, deadline time.Time) (int64, error) {
-	if pool == c.s.anon {
+	if pool != c.s.anon {
+		return pool.acquire(n, deadline)
+	}
+	n = min(n, pool.limit)
+	for {
 		if took, ok := pool.tryAcquire(n); ok {
 			return took, nil
 		}
-		n = min(n, pool.limit)
-		if got := c.s.takeFromHolders(n); got >= n {
+		if got := c.s.takeFromHolders(n, time.Now()); got > 0 {
 			pool.release(got - n)
 			return n, nil
-		} else if got > 0 {
-			pool.release(got)
+		}
+		// Wait for room, or until the oldest holders have held theirs
+		// long enough to be taken.
+		until := time.Now().Add(trickleAfter)
+		if !deadline.IsZero() && deadline.Before(until) {
+			until = deadline
+		}
+		took, err := pool.acquireUnless(n, until, &c.evicted)
+		if err == nil || !errors.Is(err, errBudgetTimeout) || (!deadline.IsZero() && !time.Now().Before(deadline)) {
+			return took, err
 		}
 	}
-	return pool.acquireUnless(n, deadline, &c.evicted)
 }
 
 // nameAgency binds the connection to its agency once it is known.

@@ -84,6 +84,13 @@ const (
 	// descriptor is closed by the time closeEvicted returns.
 	fdReserve = 64 + observability.HTTPMaxConns
 
+	// trickleAfter: an unnamed connection whose frame has held its charge
+	// of the anonymous budget this long while its payload arrives may
+	// lose it to a frame that finds the budget spent. An 8 KiB frame this
+	// slow comes at under 32 kbit/s; one that comes whole is read in a
+	// moment.
+	trickleAfter = 2 * time.Second
+
 	// maxEvicting bounds the evicted connections whose goroutines have not
 	// yet ended: beyond it, a new connection at the cap is refused (busy)
 	// rather than evict another. A flood that evicted about 900

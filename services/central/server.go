@@ -432,7 +432,7 @@ func (s *Server) limitOf(reason string) int {
 // track registers a connection, or says why it is refused.
 func (s *Server) track(c *conn) string {
 	var victim *conn
-	defer func() { s.closeEvicted(victim) }() // after s.mu is released
+	defer func() { s.closeEvicted(victim, true) }() // after s.mu is released
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -525,23 +525,32 @@ func (s *Server) oldestUnnamed() *conn {
 	return nil
 }
 
-// takeFromHolders evicts the unnamed connections that have held their
-// anonymous charges longest while their payloads arrive, until their
-// charges add up to n, and hands those charges to the caller: it returns
-// how many bytes of the anonymous budget the caller now holds. Handed over,
-// not given back to the budget, so that no other frame waiting for room
-// takes it first: a crowd of waiting tricklers used to win it every time.
-// An evicted holder gives nothing back (dropAnon tells it).
-func (s *Server) takeFromHolders(n int64) int64 {
+// takeFromHolders evicts unnamed connections that have held their
+// anonymous charges for trickleAfter or longer while their payloads
+// arrive, the longest first, until their charges add up to n, and hands
+// those charges to the caller: it returns how many bytes of the anonymous
+// budget the caller now holds, 0 when such holders cannot cover n (then
+// it evicts nobody). Handed over, not given back to the budget, so that
+// no other frame waiting for room takes it first: a crowd of waiting
+// tricklers used to win it every time. An evicted holder gives nothing
+// back (dropAnon tells it). A holder younger than trickleAfter is a frame
+// still on its way: seed clients whose first batches came together took
+// each other's places (helper-29: 15 of 24 closed without an ack).
+func (s *Server) takeFromHolders(n int64, now time.Time) int64 {
 	var victims []*conn
 	var took int64
 	s.mu.Lock()
-	for took < n && s.evicting < maxEvicting {
-		e := s.holders.Front()
-		if e == nil {
-			break
-		}
+	var can int64
+	room := maxEvicting - s.evicting
+	for e := s.holders.Front(); e != nil && can < n && room > 0; e, room = e.Next(), room-1 {
 		old := e.Value.(*conn)
+		if now.Sub(old.holdingSince) < trickleAfter {
+			break // the rest are younger still
+		}
+		can += old.holdingAnon
+	}
+	for can >= n && took < n {
+		old := s.holders.Front().Value.(*conn)
 		took += old.holdingAnon
 		old.handedOver = true
 		s.evict(old)
@@ -549,7 +558,7 @@ func (s *Server) takeFromHolders(n int64) int64 {
 	}
 	s.mu.Unlock()
 	for _, v := range victims {
-		s.closeEvicted(v)
+		s.closeEvicted(v, false) // in the middle of a read: no wait to wake
 	}
 	return took
 }
@@ -573,14 +582,16 @@ func (s *Server) evict(old *conn) {
 // closeEvicted ends an evicted connection (nil: none), with s.mu not held:
 // closing a socket waits until its reader lets go of it. It closes the
 // raw connection (a TLS one would first try to write an alert), so a read
-// fails at once, and wakes a wait for the anonymous budget, which no read
-// would end.
-func (s *Server) closeEvicted(old *conn) {
+// fails at once, and, when the connection may be waiting for the
+// anonymous budget (mayWait), wakes that wait, which no read would end.
+func (s *Server) closeEvicted(old *conn, mayWait bool) {
 	if old == nil {
 		return
 	}
 	old.raw.Close()
-	s.anon.wake()
+	if mayWait {
+		s.anon.wake()
+	}
 }
 
 // holdAnon records that c's frame holds n bytes of the anonymous budget
@@ -589,7 +600,7 @@ func (s *Server) holdAnon(c *conn, n int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !c.evicted.Load() {
-		c.holdingAnon = n
+		c.holdingAnon, c.holdingSince = n, time.Now()
 		c.holding = s.holders.PushBack(c)
 	}
 }
