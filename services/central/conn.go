@@ -176,13 +176,18 @@ func (c *conn) acquire(pool *budget, n int64, deadline time.Time) (int64, error)
 		if took, ok := pool.tryAcquire(n); ok {
 			return took, nil
 		}
-		if got := c.s.takeFromHolders(n, time.Now()); got > 0 {
+		now := time.Now()
+		got, next := c.s.takeFromHolders(c, n, now)
+		if got > 0 {
 			pool.release(got - n)
 			return n, nil
 		}
-		// Wait for room, or until the oldest holders have held theirs
+		// Wait for room, or until the next holder has held its charge
 		// long enough to be taken.
-		until := time.Now().Add(trickleAfter)
+		until := now.Add(trickleAfter)
+		if !next.IsZero() && next.Before(until) {
+			until = next
+		}
 		if !deadline.IsZero() && deadline.Before(until) {
 			until = deadline
 		}

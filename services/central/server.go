@@ -533,19 +533,25 @@ func (s *Server) oldestUnnamed() *conn {
 // it evicts nobody). Handed over, not given back to the budget, so that
 // no other frame waiting for room takes it first: a crowd of waiting
 // tricklers used to win it every time. An evicted holder gives nothing
-// back (dropAnon tells it). A holder younger than trickleAfter is a frame
+// back (dropAnon tells it). next is when the youngest holder looked at
+// may be taken, if one was too young (zero otherwise). An evicted caller
+// takes nothing. A holder younger than trickleAfter is a frame
 // still on its way: seed clients whose first batches came together took
 // each other's places (helper-29: 15 of 24 closed without an ack).
-func (s *Server) takeFromHolders(n int64, now time.Time) int64 {
+func (s *Server) takeFromHolders(c *conn, n int64, now time.Time) (took int64, next time.Time) {
 	var victims []*conn
-	var took int64
 	s.mu.Lock()
+	if c.evicted.Load() {
+		s.mu.Unlock()
+		return 0, time.Time{} // it is ending: it takes nobody's place
+	}
 	var can int64
 	room := maxEvicting - s.evicting
 	for e := s.holders.Front(); e != nil && can < n && room > 0; e, room = e.Next(), room-1 {
 		old := e.Value.(*conn)
 		if now.Sub(old.holdingSince) < trickleAfter {
-			break // the rest are younger still
+			next = old.holdingSince.Add(trickleAfter) // when it could be taken
+			break                                     // the rest are younger still
 		}
 		can += old.holdingAnon
 	}
@@ -560,7 +566,7 @@ func (s *Server) takeFromHolders(n int64, now time.Time) int64 {
 	for _, v := range victims {
 		s.closeEvicted(v, false) // in the middle of a read: no wait to wake
 	}
-	return took
+	return took, next
 }
 
 // evict marks an unnamed connection evicted to make room, with s.mu
