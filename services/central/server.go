@@ -461,14 +461,8 @@ func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)
-	if c.unnamed != nil {
-		s.unnamed.Remove(c.unnamed)
-		c.unnamed = nil
-	}
-	if c.holding != nil {
-		s.holders.Remove(c.holding)
-		c.holding = nil
-	}
+	unlist(&s.unnamed, &c.unnamed)
+	unlist(&s.holders, &c.holding)
 	if c.evicted.Load() {
 		s.evicting--
 	}
@@ -501,10 +495,7 @@ func (s *Server) claim(c *conn, agency int) (older *conn, ok bool) {
 		older = cur
 	}
 	s.agencies[agency] = c
-	if c.unnamed != nil {
-		s.unnamed.Remove(c.unnamed)
-		c.unnamed = nil
-	}
+	unlist(&s.unnamed, &c.unnamed)
 	return older, true
 }
 
@@ -569,18 +560,21 @@ func (s *Server) takeFromHolders(c *conn, n int64, now time.Time) (took int64, n
 	return took, next
 }
 
+// unlist takes an element out of its list, if it is in one, with s.mu
+// held.
+func unlist(l *list.List, e **list.Element) {
+	if *e != nil {
+		l.Remove(*e)
+		*e = nil
+	}
+}
+
 // evict marks an unnamed connection evicted to make room, with s.mu
 // held: it no longer counts against the cap, and closeEvicted, called
 // once s.mu is released, ends it.
 func (s *Server) evict(old *conn) {
-	if old.unnamed != nil {
-		s.unnamed.Remove(old.unnamed)
-		old.unnamed = nil
-	}
-	if old.holding != nil {
-		s.holders.Remove(old.holding)
-		old.holding = nil
-	}
+	unlist(&s.unnamed, &old.unnamed)
+	unlist(&s.holders, &old.holding)
 	old.evicted.Store(true)
 	s.evicting++
 }
@@ -616,10 +610,7 @@ func (s *Server) holdAnon(c *conn, n int64) {
 func (s *Server) dropAnon(c *conn) (handedOver bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c.holding != nil {
-		s.holders.Remove(c.holding)
-		c.holding = nil
-	}
+	unlist(&s.holders, &c.holding)
 	return c.handedOver
 }
 
