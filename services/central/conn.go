@@ -165,8 +165,8 @@ var errEvicted = errors.New("evicted: the central was at its connection limit, o
 // trickle them), and those connections are evicted (takeFromHolders):
 // they would otherwise keep a seed client's first batch of more than
 // 1 KiB waiting, and close it, for as long as they kept coming. While no
-// holder is that old it waits for room, and looks again every
-// trickleAfter.
+// holder is that old it waits for room, and looks again when the next
+// holder turns trickleAfter old (at most trickleAfter later).
 func (c *conn) acquire(pool *budget, n int64, deadline time.Time) (int64, error) {
 	if pool != c.s.anon {
 		return pool.acquire(n, deadline)
