@@ -361,6 +361,16 @@ func (o Options) withDefaults() (Options, error) {
 		}
 		return nil
 	}
+	if oneShot {
+		// The one-shot run is the seed's: one round with no cut-off, drawn when every agency
+		// the central admits has said END. The load profile's agencies start only with
+		// PROFILE=load, so admitting them held that draw for ever: a one-shot stack has no
+		// load profile, and asking for one is an error rather than a stack that never draws.
+		if !o.NoLoad && (o.LoadAgencies != 0 || o.LoadRate != 0 || o.LoadDuration != 0) {
+			return o, fmt.Errorf("mode %s has no load profile: its one round is drawn only when every agency the central admits has said END, and the load profile's agencies would hold it; drop --load-agencies, --load-rate and --load-duration (LOAD_AGENCIES), or use --mode %s, whose rounds close at their cut-off", ModeOneShot, ModeContinuous)
+		}
+		o.NoLoad = true
+	}
 	batch, rate := DefaultBatchMax, DefaultRate
 	if oneShot {
 		batch, rate = DefaultOneShotBatchMax, DefaultOneShotRate

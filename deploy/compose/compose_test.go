@@ -192,6 +192,7 @@ func TestGeneratedStackLoads(t *testing.T) {
 			checkHealthDependencies(t, g)
 			checkMounts(t, g)
 			checkCentral(t, g, n)
+			checkRoundCanClose(t, g)
 			checkAgencies(t, g, n)
 			checkLimitsAndImages(t, g)
 			checkTracing(t, g)
@@ -541,6 +542,46 @@ func flagValue(cmd []string, flag string) string {
 		return cmd[i+1]
 	}
 	return ""
+}
+
+// checkRoundCanClose: a round without a cut-off closes only when every agency the central
+// admits has said END, so the agencies a plain `up` starts (no profile) must be all of them,
+// ids 1..CLIENT_COUNT. A one-shot stack once admitted the load profile's agencies too, and its
+// draw never came.
+func checkRoundCanClose(t *testing.T, g generated) {
+	c := service(t, g, compose.CentralService)
+	if env(c, "ROUND_CUTOFF") != "" {
+		return // the cut-off closes the round whoever has not said END
+	}
+	admitted, err := strconv.Atoi(env(c, "CLIENT_COUNT"))
+	if err != nil {
+		t.Fatalf("central CLIENT_COUNT=%q: %v", env(c, "CLIENT_COUNT"), err)
+	}
+	ids := map[int]bool{} // of the agencies a plain up starts, from their mounted config files
+	for name, s := range g.project.Services {
+		if len(s.Profiles) > 0 || env(s, "CLI_CONFIG") == "" {
+			continue
+		}
+		path, ok := hostPath(s, env(s, "CLI_CONFIG"))
+		if !ok {
+			t.Errorf("%s: CLI_CONFIG=%q is not a mounted file", name, env(s, "CLI_CONFIG"))
+			continue
+		}
+		var cfg agencyConfig
+		if data, err := os.ReadFile(path); err != nil {
+			t.Errorf("%s: config: %v", name, err)
+		} else if err := yaml.Unmarshal(data, &cfg); err != nil {
+			t.Errorf("%s: config %s: %v", name, path, err)
+		} else {
+			ids[cfg.ID] = true
+		}
+	}
+	for id := 1; id <= admitted; id++ {
+		if !ids[id] {
+			t.Errorf("the central waits for %d agencies in a round without a cut-off, but a plain up starts no agency %d (agencies started: %d): the draw would never come", admitted, id, len(ids))
+			return
+		}
+	}
 }
 
 func checkAgencies(t *testing.T, g generated, n int) {
@@ -1192,6 +1233,8 @@ func TestOptionsRejected(t *testing.T) {
 		{"negative rate", compose.Options{Agencies: 1, Rate: -1}},
 		{"cut-off of a fraction of a second", compose.Options{Agencies: 1, RoundCutoff: 1500 * time.Millisecond}},
 		{"negative load agencies", compose.Options{Agencies: 1, LoadAgencies: -3}},
+		{"load agencies in one-shot mode", compose.Options{Agencies: 5, Mode: compose.ModeOneShot, LoadAgencies: 10}},
+		{"load rate in one-shot mode", compose.Options{Agencies: 5, Mode: compose.ModeOneShot, LoadRate: 500}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,7 +15,7 @@ func RegisterFlags(fs *flag.FlagSet, o *Options) (certsCmd *string) {
 	fs.IntVar(&o.Agencies, "agencies", 0, "number of agencies N (>= 1)")
 	fs.StringVar(&o.Mode, "mode", ModeContinuous, "continuous (rounds until stopped, agencies loop with generated bets) or oneshot (one round, each agency sends its file once)")
 	fs.StringVar(&o.Root, "root", ".", "repository root")
-	fs.StringVar(&o.Output, "output", "", "compose file to write (default <root>/deploy/out/docker-yaml)")
+	fs.StringVar(&o.Output, "output", "", "compose file to write (default <root>/deploy/out/docker-compose.yaml)")
 	fs.StringVar(&o.GenDir, "gen-dir", "", "directory for the generated agency configs, Prometheus targets and certificates (default: the output's directory)")
 	fs.StringVar(&o.DataDir, "data-dir", "", "oneshot: directory with agency-<i>.csv data files to use where present, e.g. ../shared/datasets/tp0")
 	fs.StringVar(&o.GeneratedDataDir, "generated-data-dir", "", "oneshot: directory of the generated agency-<i>.csv files (default <root>/.data)")

@@ -249,6 +249,9 @@ func (s *stack) up(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if profile == compose.LoadProfile && ours && settings.LoadAgencies == 0 {
+		return fmt.Errorf("this stack has no load profile (it was generated in %s mode or with --no-load): generate a continuous stack with one, e.g. `make compose FORCE=1 MODE=%s`, then `make up PROFILE=%s`", settings.Mode, compose.ModeContinuous, compose.LoadProfile)
+	}
 	upArgs := []string{"up", "-d", "--build", "--remove-orphans"}
 	if profile != "" {
 		upArgs = append([]string{"--profile", profile}, upArgs...)

@@ -182,6 +182,39 @@ func TestUpGeneratesWaitsAndPrintsURLs(t *testing.T) {
 	}
 }
 
+// TestOneShotStackHasNoLoadProfile: `make up MODE=oneshot` draws its round once the stack's
+// agencies have said END (the central admits only them), and asking a one-shot stack for the
+// load profile is refused before Docker starts anything.
+func TestOneShotStackHasNoLoadProfile(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	f := newFake(t, healthy)
+	stackDir := filepath.Join(t.TempDir(), "out")
+	data := t.TempDir() // what `make up MODE=oneshot` has gendata write first
+	for i := 1; i <= 5; i++ {
+		if err := os.WriteFile(filepath.Join(data, compose.DataFileName(i)), []byte("Ana,Pérez,30904465,1999-03-17,7574\r\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := runStack(t, f, false, stackDir, "up", "--root", root, "--mode", compose.ModeOneShot, "--generated-data-dir", data); err != nil {
+		t.Fatalf("up --mode oneshot: %v\n%s", err, out)
+	}
+	st, err := compose.Inspect(filepath.Join(stackDir, "docker-compose.yaml"))
+	if err != nil || st.Stamp == nil {
+		t.Fatalf("no stack generated: %+v %v", st, err)
+	}
+	if got := st.Stamp.Settings; got.Agencies != 5 || got.LoadAgencies != 0 {
+		t.Errorf("one-shot stack generated with %+v, want 5 agencies and no load profile", got)
+	}
+	before := f.calls(t)
+	out, err := runStack(t, f, false, stackDir, "up", "--root", root, "--profile", compose.LoadProfile)
+	if err == nil || !strings.Contains(err.Error(), "no load profile") {
+		t.Fatalf("up --profile load on a one-shot stack: err %v, want one that says it has no load profile\n%s", err, out)
+	}
+	if after := f.calls(t); strings.Count(after, " up -d ") != strings.Count(before, " up -d ") {
+		t.Errorf("docker compose up ran although the profile was refused:\n%s", after)
+	}
+}
+
 func TestUpWaitsForHealth(t *testing.T) {
 	root := testenv.RepoRoot(t)
 	tests := []struct {
