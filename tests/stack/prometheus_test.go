@@ -72,6 +72,8 @@ func TestPrometheusSeesTheRun(t *testing.T) {
 		{"bets in files", `sum(loteria_agency_bets_in_file{job="agency"})`, OfficialBets},
 		{"agencies done", `count(loteria_agency_done{job="agency"} == 1)`, 5},
 		{"agency errors", `sum(loteria_agency_errors_total{job="agency"})`, 0},
+		// Each agency counts the spans it drops (the Spans dropped panel, LoteriaSpansDropped).
+		{"agencies export their dropped spans", `count(count by (agency) (loteria_trace_spans_dropped_total{job="agency"}))`, 5},
 		// The two sides agree, agency by agency.
 		{"stored = acked per agency", `count(
 			sum by (agency) (loteria_bets_stored_total{job="central"})

@@ -113,7 +113,21 @@ func procs(inFlight int, getenv func(string) string) int {
 // the logger without the agency attribute: the seed's consulta_ganadores
 // line carries nothing after its count.
 func send(ctx context.Context, cfg *agency.ProgramConfig, tlsConfig *tls.Config, base, log *slog.Logger, stdout io.Writer) error {
-	tp, err := observability.NewTracerProvider(ctx, "loteria-agency", attribute.Int("loteria.agency.id", cfg.ID))
+	// The registry comes first: the tracer provider registers the dropped-spans counter in it
+	// (LoteriaSpansDropped, the Spans dropped panel), with the agency label like the rest.
+	var (
+		r   *prometheus.Registry
+		reg prometheus.Registerer
+	)
+	if cfg.MetricsAddr != "" {
+		r = observability.NewRegistry("agency")
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"agency": strconv.Itoa(cfg.ID)}, r)
+	}
+	tp, err := observability.NewTracerProviderWith(ctx, observability.TracerOptions{
+		Service:    "loteria-agency",
+		Attributes: []attribute.KeyValue{attribute.Int("loteria.agency.id", cfg.ID)},
+		Registerer: reg,
+	})
 	if err != nil {
 		return err
 	}
@@ -126,9 +140,7 @@ func send(ctx context.Context, cfg *agency.ProgramConfig, tlsConfig *tls.Config,
 	}()
 
 	var metrics *agency.Metrics
-	if cfg.MetricsAddr != "" {
-		r := observability.NewRegistry("agency")
-		reg := prometheus.WrapRegistererWith(prometheus.Labels{"agency": strconv.Itoa(cfg.ID)}, r)
+	if r != nil {
 		metrics = agency.NewMetrics(reg)
 		hs := observability.NewHTTPServer(cfg.MetricsAddr, r, observability.HTTPOptions{Logger: log})
 		if err := hs.Start(); err != nil {
