@@ -29,11 +29,13 @@ func (c *conn) end(ctx context.Context) (string, error) {
 	}
 	if c.agency == 0 && !s.cfg.AllowAnonymousEnd {
 		// Any peer could otherwise move the barrier. An agency with no bets
-		// names itself with an empty batch "<id>;0" before END.
+		// names itself with an empty batch "<id>;0" before END. A connection
+		// that has not named itself has sent no HELLO, so it speaks the
+		// seed's protocol: it is closed with no frame, which its client
+		// would print as winners (endFailed).
 		s.m.anonymousEnds.Inc()
-		s.warn.Warn("end_unnamed", "END refused: the connection never said which agency it is (send \"<id>;0\" first)", "remote", c.addr)
-		c.writeError(wire.CodeUnnamed, "END from a connection that never said which agency it is: send an empty batch <id>;0 first")
-		return closeRefused, nil
+		s.warn.Warn("end_unnamed", "END refused: the connection never said which agency it is (send \"<id>;0\" first); closed without an answer", "remote", c.addr)
+		return c.endFailed(wire.CodeUnnamed, "END from a connection that never said which agency it is: send an empty batch <id>;0 first", closeRefused, nil)
 	}
 	start := time.Now()
 	wctx, span := s.tracer.Start(ctx, "central.barrier_wait", trace.WithAttributes(attribute.Int("loteria.agency.id", c.agency)))

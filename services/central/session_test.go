@@ -139,13 +139,15 @@ func TestFingerprintMismatchRefused(t *testing.T) {
 }
 
 // TestBareEndIsRefused: an END from a connection that never named its
-// agency neither counts at the barrier nor gets winners.
+// agency neither counts at the barrier nor gets winners. It is closed with
+// no frame: such a connection speaks the seed's protocol (a HELLO names
+// it), and the seed's client reads whatever frame follows END as its
+// winners list, so "error;unnamed: ..." would be printed as winners.
 func TestBareEndIsRefused(t *testing.T) {
 	h := startCentral(t, central.Config{Agencies: 2})
 	for range 2 {
 		x := dialRaw(t, h.addr)
 		x.send("END")
-		x.expectCode(wire.CodeUnnamed)
 		x.expectClosed()
 	}
 	if st := h.srv.Status(); len(st.Finished) != 0 || st.State != "open" {
