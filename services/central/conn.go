@@ -59,10 +59,13 @@ type conn struct {
 	handedOver   bool
 
 	acks ackState
+	// ended is closed once serve has returned, every ack answered or
+	// failed: a newer connection of its agency waits on it (finished).
+	ended chan struct{}
 }
 
 func newConn(s *Server, nc net.Conn, isTLS bool) *conn {
-	c := &conn{s: s, nc: nc, raw: nc, tls: isTLS, nameBy: time.Now().Add(s.cfg.HandshakeTimeout)}
+	c := &conn{s: s, nc: nc, raw: nc, tls: isTLS, nameBy: time.Now().Add(s.cfg.HandshakeTimeout), ended: make(chan struct{})}
 	if host, _, err := net.SplitHostPort(nc.RemoteAddr().String()); err == nil {
 		c.addr = host
 	}
@@ -85,6 +88,7 @@ func (c *conn) refuse(code, msg string) {
 }
 
 func (c *conn) serve(ctx context.Context) {
+	defer close(c.ended)
 	s := c.s
 	log := s.log.With("remote", c.nc.RemoteAddr().String())
 	log.Debug("connection open", "tls", c.tls)
@@ -204,13 +208,12 @@ func (c *conn) nameAgency(id int) {
 	c.stored = c.s.m.betsStored.WithLabelValues(agencyLabel(id))
 }
 
-// finished is closed when the connection's acks are all answered; it is
-// used only to let a replaced connection drain.
-func (c *conn) finished() <-chan struct{} {
-	done := make(chan struct{})
-	go func() { c.acks.wg.Wait(); close(done) }()
-	return done
-}
+// finished is closed when the connection has ended, its acks all
+// answered; it lets a replaced connection drain. (It was a goroutine
+// waiting on the ack WaitGroup while the replaced connection's reader
+// could still add to it: a WaitGroup reused before its Wait returned,
+// which panicked the central; helper-31.)
+func (c *conn) finished() <-chan struct{} { return c.ended }
 
 // loop serves frames until the conversation ends and says why. It reads
 // and queues batches while earlier ones are still on their way to disk;

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"slices"
@@ -250,5 +251,62 @@ func TestTLSAgencyEvictsAnUnnamedConnection(t *testing.T) {
 	squatter.expectClosed()
 	testenv.Eventually(t, 5*time.Second, "the squatter's eviction to be counted", func() bool {
 		return testutil.ToFloat64(counterWith(t, h.reg, "loteria_connections_closed_total", "reason", "evicted")) == 1
+	})
+}
+
+// TestTLSReplacementWhileTheOlderPipelines: connections of one agency's
+// certificate, one after another, each sending batches back to back, so
+// every newer one replaces an older that is still taking batches in. The
+// newer waits for the older to finish; that wait once watched the older's
+// ack WaitGroup while the older's reader kept adding to it, and the
+// central panicked ("WaitGroup is reused before previous Wait has
+// returned"; helper-31's stress run: 7 runs of 7 under -race). After
+// them, the agency's last connection is served.
+func TestTLSReplacementWhileTheOlderPipelines(t *testing.T) {
+	p := newPKI(t)
+	h := startTLSCentral(t, p, central.Config{Agencies: 1})
+	pair := certstest.Agency(t, p.ca, 1)
+	frame := wire.AppendFrame(nil, []byte("1;100\n"+betLines(1, 0, 100, nil)))
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// One config for every dial, so they follow each other closely.
+	f := certstest.Write(t, p.dir, "agency-1", pair)
+	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if pem, err := os.ReadFile(p.caFile); err != nil || !roots.AppendCertsFromPEM(pem) {
+		t.Fatalf("CA %s: %v", p.caFile, err)
+	}
+	cc := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: roots, ServerName: "127.0.0.1"}
+	for range 150 {
+		nc, err := tls.Dial("tcp", h.addr, cc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		nc.SetDeadline(time.Now().Add(20 * time.Second))
+		// Until the central closes it (replaced): batches back to back,
+		// acks read and dropped.
+		wg.Go(func() { io.Copy(io.Discard, nc) })
+		wg.Go(func() {
+			for {
+				if _, err := nc.Write(frame); err != nil {
+					nc.Close()
+					return
+				}
+			}
+		})
+	}
+	last, err := dialTLS(t, h.addr, p, "last", pair, p.caFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last.hello(1, "cc", 0)
+	last.send(batchFrom(1, 0, 2, nil))
+	last.expect(wire.AckSuccess)
+	testenv.Eventually(t, 10*time.Second, "150 replacements to be counted", func() bool {
+		return testutil.ToFloat64(counterWith(t, h.reg, "loteria_connections_replaced_total", "", "")) >= 150
 	})
 }
