@@ -317,7 +317,7 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 			if c.agency == 0 {
 				by = c.nameBy
 			}
-			c.nc.SetReadDeadline(by)
+			c.setReadDeadline(by)
 		}
 		buf := s.pools.getBuf(size)
 		if ch.pool == s.anon {
@@ -375,7 +375,7 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 // for the 8 header bytes with none, taking a buffer again for what
 // follows.
 func (c *conn) readHeader(timeout time.Duration, maxFrame int) (int, error) {
-	c.nc.SetReadDeadline(time.Now().Add(timeout))
+	c.setReadDeadline(time.Now().Add(timeout))
 	if c.br != nil && c.br.Buffered() > 0 {
 		return wire.ReadHeader(c.br, maxFrame)
 	}
@@ -398,6 +398,27 @@ func (c *conn) readHeader(timeout time.Duration, maxFrame int) (int, error) {
 	}
 	c.br = c.s.pools.getReader(c.nc)
 	return size, nil
+}
+
+// setReadDeadline sets the reader's own deadline. Whoever must wake the
+// reader (the shutdown, a newer connection replacing this one, a failed
+// ack write, an outcome the store cannot tell) sets its flag and then a
+// read deadline of now; when that deadline lands between the reader's look
+// at the flags and this call, this one overwrote it and the reader slept
+// in a read for IdleTimeout: a shutdown waited out its whole bound for an
+// idle connection, and a replaced TLS connection went on being served
+// while its newer one waited replaceWait (helper-33). So the flags are
+// looked at again once the deadline is set.
+func (c *conn) setReadDeadline(t time.Time) {
+	c.nc.SetReadDeadline(t)
+	if c.mustStop() {
+		c.nc.SetReadDeadline(time.Now())
+	}
+}
+
+// mustStop reports whether something asked the reader to end.
+func (c *conn) mustStop() bool {
+	return c.s.shuttingDown() || c.replaced.Load() || c.acks.unknown.Load() || c.ackFailed() != nil
 }
 
 func (c *conn) releaseReader() {

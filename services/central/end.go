@@ -139,6 +139,10 @@ func (c *conn) waitDraw(r *round) waitOutcome {
 		if s.shuttingDown() {
 			return waitShutdown
 		}
+		if c.replaced.Load() {
+			// Its deadline of now may have been cleared above.
+			return waitDeparted
+		}
 		_, err := c.nc.Read(one[:])
 		switch {
 		case err == nil:
