@@ -269,6 +269,14 @@ func (rs *rounds) end(agency, want int) (*round, error) {
 	}
 	rs.gate.RLock()
 	r := rs.open()
+	if want > 0 && (r == nil || r.num != want) {
+		// The round named was open a moment ago and has closed since
+		// (its close holds the gate): the END only waits for its draw.
+		// Recorded in the round open now, it would count an END the
+		// agency never sent there (helper-33).
+		rs.gate.RUnlock()
+		return rs.get(want), nil
+	}
 	if r == nil {
 		rs.gate.RUnlock()
 		// After the last round, END collects the last round's winners.
