@@ -45,6 +45,7 @@ type harnessOpts struct {
 	storeOpts store.Options // FS, limits
 	deps      central.Deps  // logger, tracer (Ledger and Registerer are the harness's)
 	listener  net.Listener  // served instead of cfg's addresses (e.g. a pipeListener)
+	tls       net.Listener  // served as the TLS listener instead of cfg.TLSAddress
 }
 
 type harnessOpt func(*harnessOpts)
@@ -52,6 +53,9 @@ type harnessOpt func(*harnessOpts)
 func withStore(path string) harnessOpt { return func(o *harnessOpts) { o.store = path } }
 func withListener(ln net.Listener) harnessOpt {
 	return func(o *harnessOpts) { o.listener = ln }
+}
+func withTLSListener(ln net.Listener) harnessOpt {
+	return func(o *harnessOpts) { o.tls = ln }
 }
 func withDeps(d central.Deps) harnessOpt { return func(o *harnessOpts) { o.deps = d } }
 func withStoreOptions(so store.Options) harnessOpt {
@@ -87,8 +91,8 @@ func startCentral(t testing.TB, cfg central.Config, opt ...harnessOpt) *harness 
 		st.Close()
 		t.Fatal(err)
 	}
-	ln := &central.Listeners{Plain: o.listener}
-	if o.listener == nil {
+	ln := &central.Listeners{Plain: o.listener, TLS: o.tls}
+	if o.listener == nil && o.tls == nil {
 		ln, err = central.Listen(cfg)
 	}
 	if err != nil {

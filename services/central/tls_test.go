@@ -39,7 +39,7 @@ func newPKI(t *testing.T) *pki {
 }
 
 // startTLSCentral runs a central with only its mutual-TLS listener.
-func startTLSCentral(t *testing.T, p *pki, cfg central.Config) *harness {
+func startTLSCentral(t *testing.T, p *pki, cfg central.Config, opt ...harnessOpt) *harness {
 	t.Helper()
 	f := certstest.Write(t, p.dir, "central", certstest.Central(t, p.ca, "127.0.0.1"))
 	tc, err := tlsconf.ServerConfig(f.Cert, f.Key, p.caFile)
@@ -48,7 +48,7 @@ func startTLSCentral(t *testing.T, p *pki, cfg central.Config) *harness {
 	}
 	cfg.Address, cfg.TLSAddress = "", "127.0.0.1:0"
 	cfg.TLS, cfg.AgencyID, cfg.HandshakeReason, cfg.HandshakeReasons = tc, tlsconf.PeerAgency, tlsconf.HandshakeReason, tlsconf.Reasons()
-	return startCentral(t, cfg)
+	return startCentral(t, cfg, opt...)
 }
 
 // dialTLS connects as the holder of pair (an agency certificate), trusting

@@ -12,22 +12,15 @@ package central_test
 // until the waker's "now" deadline has been set.
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/loteria/loteria/services/central"
 	"github.com/loteria/loteria/services/internal/certs/certstest"
-	"github.com/loteria/loteria/services/internal/store"
-	"github.com/loteria/loteria/services/internal/tlsconf"
 	"github.com/loteria/loteria/services/internal/wire"
 )
 
@@ -117,39 +110,6 @@ func TestShutdownWhileTheReaderSetsItsDeadline(t *testing.T) {
 	}
 }
 
-// startTLSCentralOn is startTLSCentral serving ln (a wrapped listener).
-func startTLSCentralOn(t *testing.T, p *pki, cfg central.Config, ln net.Listener) *harness {
-	t.Helper()
-	f := certstest.Write(t, p.dir, "central", certstest.Central(t, p.ca, "127.0.0.1"))
-	tc, err := tlsconf.ServerConfig(f.Cert, f.Key, p.caFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Address, cfg.TLSAddress = "", ln.Addr().String()
-	cfg.TLS, cfg.AgencyID, cfg.HandshakeReason, cfg.HandshakeReasons = tc, tlsconf.PeerAgency, tlsconf.HandshakeReason, tlsconf.Reasons()
-	path := filepath.Join(t.TempDir(), "bets.csv")
-	reg := prometheus.NewRegistry()
-	st, err := store.Open(path, store.Options{Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := central.New(cfg, central.Deps{Ledger: st, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, &central.Listeners{TLS: ln}) }()
-	var once sync.Once
-	var stopErr error
-	stop := func() error {
-		once.Do(func() { cancel(); stopErr = errors.Join(<-done, st.Close()) })
-		return stopErr
-	}
-	t.Cleanup(func() { stop() })
-	return &harness{srv: srv, led: st, addr: ln.Addr().String(), reg: reg, store: path, stop: stop}
-}
-
 // TestTLSReplacementWhileTheReaderSetsItsDeadline: the older connection's
 // reader is between its replaced check and its SetReadDeadline when a
 // newer connection of its agency claims it. The older one should be closed
@@ -163,7 +123,7 @@ func TestTLSReplacementWhileTheReaderSetsItsDeadline(t *testing.T) {
 	}
 	gl := newGateListener(base)
 	p := newPKI(t)
-	h := startTLSCentralOn(t, p, central.Config{Agencies: 1, IdleTimeout: 60 * time.Second}, gl)
+	h := startTLSCentral(t, p, central.Config{Agencies: 1, IdleTimeout: 60 * time.Second}, withTLSListener(gl))
 	pair := certstest.Agency(t, p.ca, 1)
 	old, err := dialTLS(t, h.addr, p, "old", pair, p.caFile, "")
 	if err != nil {
