@@ -145,7 +145,14 @@ func (c *conn) handshake(ctx context.Context) (string, error) {
 		c.writeError(wire.CodeAgency, err.Error())
 		return closeHandshake, err
 	}
-	older, _ := s.claim(c, id)
+	older, ok := s.claim(c, id)
+	if !ok {
+		// Evicted between its handshake and its claim: it acts for no
+		// agency, not even on records its TLS layer already holds (it
+		// once stored a batch that came with the handshake, beside the
+		// agency's newer connection).
+		return closeEvicted, errEvicted
+	}
 	c.nameAgency(id)
 	if older != nil {
 		// The newer, authenticated connection takes over: let the older

@@ -3,6 +3,7 @@ package central_test
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,7 +50,10 @@ func startTLSCentral(t *testing.T, p *pki, cfg central.Config, opt ...harnessOpt
 		t.Fatal(err)
 	}
 	cfg.Address, cfg.TLSAddress = "", "127.0.0.1:0"
-	cfg.TLS, cfg.AgencyID, cfg.HandshakeReason, cfg.HandshakeReasons = tc, tlsconf.PeerAgency, tlsconf.HandshakeReason, tlsconf.Reasons()
+	cfg.TLS, cfg.HandshakeReason, cfg.HandshakeReasons = tc, tlsconf.HandshakeReason, tlsconf.Reasons()
+	if cfg.AgencyID == nil {
+		cfg.AgencyID = tlsconf.PeerAgency
+	}
 	return startCentral(t, cfg, opt...)
 }
 
@@ -309,4 +315,103 @@ func TestTLSReplacementWhileTheOlderPipelines(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "150 replacements to be counted", func() bool {
 		return testutil.ToFloat64(counterWith(t, h.reg, "loteria_connections_replaced_total", "", "")) >= 150
 	})
+}
+
+// heldConn passes its first write (a TLS ClientHello) and holds every later
+// one until flush, so the client's last handshake flight and its first
+// records reach the central in one segment: the central's TLS layer reads
+// them all while it finishes the handshake.
+type heldConn struct {
+	net.Conn
+	writes int
+	held   []byte
+}
+
+func (c *heldConn) Write(p []byte) (int, error) {
+	c.writes++
+	if c.writes == 1 {
+		return c.Conn.Write(p)
+	}
+	c.held = append(c.held, p...)
+	return len(p), nil
+}
+
+func (c *heldConn) flush() error {
+	_, err := c.Conn.Write(c.held)
+	c.held = nil
+	return err
+}
+
+// TestTLSConnectionEvictedDuringItsHandshakeActsForNoAgency: a TLS
+// connection evicted (the connection cap reached while it had not named its
+// agency) between its handshake and its claim of the certificate's agency
+// stores nothing, though its first batch already came in with the
+// handshake. It once went on as that agency, out of the central's table of
+// agencies, and stored the batch its TLS layer had buffered (helper-31,
+// from reading the code).
+func TestTLSConnectionEvictedDuringItsHandshakeActsForNoAgency(t *testing.T) {
+	p := newPKI(t)
+	gate, named := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	cfg := central.Config{Agencies: 1, MaxConnections: 1, HandshakeTimeout: time.Minute}
+	cfg.AgencyID = func(cs tls.ConnectionState) (int, error) {
+		if calls.Add(1) == 1 { // only the first connection waits here
+			named <- struct{}{}
+			<-gate
+		}
+		return tlsconf.PeerAgency(cs)
+	}
+	h := startTLSCentral(t, p, cfg)
+
+	f := certstest.Write(t, p.dir, "agency-1", certstest.Agency(t, p.ca, 1))
+	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pem, err := os.ReadFile(p.caFile)
+	if err != nil || !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("CA %s: %v", p.caFile, err)
+	}
+	raw, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(20 * time.Second))
+	hc := &heldConn{Conn: raw}
+	tc := tls.Client(hc, &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: "127.0.0.1"})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tc.Write(wire.AppendFrame(nil, []byte("1;1\nAna;Pérez;1;1990-01-01;7574\n"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := hc.flush(); err != nil {
+		t.Fatal(err)
+	}
+	<-named // the central holds the handshake done, the agency not yet claimed
+
+	// A second connection of the agency, at the cap, evicts the first,
+	// which has named no agency yet: its socket is closed.
+	second, err := dialTLS(t, h.addr, p, "agency-1b", certstest.Agency(t, p.ca, 1), p.caFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, raw); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the evicted connection's socket: %v", err)
+	}
+	close(gate)
+	testenv.Eventually(t, 5*time.Second, "the evicted connection to end", func() bool {
+		return testutil.ToFloat64(counterWith(t, h.reg, "loteria_connections_closed_total", "reason", "evicted")) == 1
+	})
+	second.send("1;1\nBeto;Gómez;2;1991-02-02;1\n")
+	second.expect(wire.AckSuccess)
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	rows := testenv.ReadStore(t, h.store)
+	if len(rows) != 1 || rows[0].First != "Beto" {
+		t.Fatalf("the store holds %d rows, want only the second connection's bet: an evicted connection stored a batch", len(rows))
+	}
 }
