@@ -19,11 +19,12 @@ import (
 // with a payload charged first and its rows after, three readers of large
 // batches each held a payload and waited for rows for ever.
 type budget struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
-	limit  int64
-	used   int64
-	closed bool
+	mu      sync.Mutex
+	cond    *sync.Cond
+	limit   int64
+	used    int64
+	closed  bool
+	waiting int // callers in acquireUnless's wait
 }
 
 // errBudgetClosed: the central is shutting down.
@@ -77,7 +78,9 @@ func (b *budget) acquireUnless(n int64, deadline time.Time, stop *atomic.Bool) (
 		if stop != nil && stop.Load() {
 			return 0, errBudgetStopped
 		}
+		b.waiting++
 		b.cond.Wait()
+		b.waiting--
 	}
 	if b.closed {
 		return 0, errBudgetClosed
@@ -131,6 +134,13 @@ func (b *budget) close() {
 	b.closed = true
 	b.mu.Unlock()
 	b.cond.Broadcast()
+}
+
+// waiters is how many callers wait for room (tests).
+func (b *budget) waiters() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.waiting
 }
 
 // inUse is the bytes taken (tests, status).

@@ -156,8 +156,12 @@ func (c *conn) handshake(ctx context.Context) (string, error) {
 	c.nameAgency(id)
 	if older != nil {
 		// The newer, authenticated connection takes over: let the older
-		// one finish answering what it has in flight first.
+		// one finish answering what it has in flight first. A frame of
+		// the older that waits for room in the budget ends now: that
+		// room may be long in coming. (One waiting for its own share
+		// waits for its own acks, which it answers before it ends.)
 		s.m.replaced.Inc()
+		s.budget.wake()
 		select {
 		case <-older.finished():
 		case <-time.After(replaceWait):
@@ -180,7 +184,7 @@ var errEvicted = errors.New("evicted: the central was at its connection limit, o
 // holder turns trickleAfter old (at most trickleAfter later).
 func (c *conn) acquire(pool *budget, n int64, deadline time.Time) (int64, error) {
 	if pool != c.s.anon {
-		return pool.acquire(n, deadline)
+		return pool.acquireUnless(n, deadline, &c.replaced)
 	}
 	n = min(n, pool.limit)
 	for {
@@ -308,6 +312,9 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 					return closeShutdown, nil
 				}
 				if errors.Is(err, errBudgetStopped) {
+					if c.replaced.Load() {
+						return closeReplaced, nil
+					}
 					return closeEvicted, errEvicted
 				}
 				return closeIdleTimeout, fmt.Errorf("no room to read a first frame within %s (the in-flight budget for connections that have not named their agency is spent)", s.cfg.HandshakeTimeout)
