@@ -1,6 +1,7 @@
 package central
 
 import (
+	"container/list"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,12 @@ import (
 // so no reader ever waits while holding a charge that only it can free:
 // with a payload charged first and its rows after, three readers of large
 // batches each held a payload and waited for rows for ever.
+//
+// A fifo budget serves its waits in the order they came: a frame that finds
+// others waiting waits behind them, even if it would fit. Without that, a
+// waiting full-size frame could be overtaken, for as long as they kept
+// coming, by smaller frames that fit the room each ack frees (helper-31:
+// with four agencies' shares over the budget).
 type budget struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -25,6 +32,8 @@ type budget struct {
 	used    int64
 	closed  bool
 	waiting int // callers in acquireUnless's wait
+	fifo    bool
+	queue   list.List // a fifo budget's waits, the oldest first
 }
 
 // errBudgetClosed: the central is shutting down.
@@ -33,8 +42,8 @@ var errBudgetClosed = errors.New("central is shutting down")
 // errBudgetTimeout: no room within the wait's bound.
 var errBudgetTimeout = errors.New("no room in the in-flight budget in time")
 
-func newBudget(limit int64) *budget {
-	b := &budget{limit: limit}
+func newBudget(limit int64, fifo bool) *budget {
+	b := &budget{limit: limit, fifo: fifo}
 	b.cond = sync.NewCond(&b.mu)
 	return b
 }
@@ -56,12 +65,20 @@ func (b *budget) acquireUnless(n int64, deadline time.Time, stop *atomic.Bool) (
 	n = min(n, b.limit)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.used+n <= b.limit {
+	if b.used+n <= b.limit && b.queue.Len() == 0 {
 		// The common case: room at once, no timer. (Even once closed: a
 		// frame read at shutdown is answered that the central is
 		// shutting down, not dropped.)
 		b.used += n
 		return n, nil
+	}
+	var me *list.Element // this wait's place in a fifo budget's queue
+	if b.fifo {
+		me = b.queue.PushBack(n)
+		defer func() { // b.mu still held: deferred after the Unlock
+			b.queue.Remove(me)
+			b.cond.Broadcast() // the next in the queue may fit now
+		}()
 	}
 	if !deadline.IsZero() {
 		t := time.AfterFunc(time.Until(deadline), func() {
@@ -71,7 +88,7 @@ func (b *budget) acquireUnless(n int64, deadline time.Time, stop *atomic.Bool) (
 		})
 		defer t.Stop()
 	}
-	for b.used+n > b.limit && !b.closed {
+	for (b.used+n > b.limit || (me != nil && b.queue.Front() != me)) && !b.closed {
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
 			return 0, errBudgetTimeout
 		}
@@ -90,12 +107,12 @@ func (b *budget) acquireUnless(n int64, deadline time.Time, stop *atomic.Bool) (
 }
 
 // tryAcquire takes n bytes (at most the whole budget) if there is room
-// now, and reports whether it did.
+// now and nobody waits before it, and reports whether it did.
 func (b *budget) tryAcquire(n int64) (int64, bool) {
 	n = min(n, b.limit)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.used+n > b.limit {
+	if b.used+n > b.limit || b.queue.Len() > 0 {
 		return 0, false
 	}
 	b.used += n

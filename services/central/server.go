@@ -211,13 +211,16 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		deps.Tracer = noop.NewTracerProvider().Tracer("")
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      deps.Logger,
-		m:        newMetrics(deps.Registerer, cfg.Agencies, cfg.HandshakeReasons),
-		tracer:   deps.Tracer,
-		led:      deps.Ledger,
-		budget:   newBudget(cfg.MaxInflightBytes),
-		anon:     newBudget(cfg.MaxInflightBytes / anonShare),
+		cfg:    cfg,
+		log:    deps.Logger,
+		m:      newMetrics(deps.Registerer, cfg.Agencies, cfg.HandshakeReasons),
+		tracer: deps.Tracer,
+		led:    deps.Ledger,
+		budget: newBudget(cfg.MaxInflightBytes, true),
+		// Not fifo: an unnamed connection's wait is bounded and taken up
+		// again (conn.acquire), and frames that trickle are evicted rather
+		// than waited for.
+		anon:     newBudget(cfg.MaxInflightBytes/anonShare, false),
 		share:    connShare(cfg.MaxInflightBytes, cfg.MaxFrame),
 		pools:    newPools(cfg.MaxPipeline),
 		rules:    newRulesClock(cfg.Now),
