@@ -256,7 +256,8 @@ func (c *conn) give(pool *budget, n int64) {
 
 // waitShare waits until a frame charging n fits c's share: while c holds
 // anything and n more would pass it. It ends early, with an error, when
-// an ack cannot be written or the central shuts down.
+// an ack cannot be written, the central shuts down (errBudgetClosed) or a
+// newer connection replaces c (errBudgetStopped).
 func (c *conn) waitShare(n int64) error {
 	a := &c.acks
 	a.mu.Lock()
@@ -268,6 +269,9 @@ func (c *conn) waitShare(n int64) error {
 		if a.woken {
 			return errBudgetClosed
 		}
+		if c.replaced.Load() {
+			return errBudgetStopped
+		}
 		if a.room == nil {
 			a.room = sync.NewCond(&a.mu)
 		}
@@ -277,11 +281,12 @@ func (c *conn) waitShare(n int64) error {
 	return nil
 }
 
-// wakeShare ends a wait for c's share for good (shutdown).
-func (c *conn) wakeShare() {
+// wakeShare makes a wait for c's share look at its reasons to end again
+// (replaced); with shutdown, it ends every such wait for good.
+func (c *conn) wakeShare(shutdown bool) {
 	a := &c.acks
 	a.mu.Lock()
-	a.woken = true
+	a.woken = a.woken || shutdown
 	if a.room != nil {
 		a.room.Broadcast()
 	}

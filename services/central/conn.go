@@ -157,10 +157,11 @@ func (c *conn) handshake(ctx context.Context) (string, error) {
 	if older != nil {
 		// The newer, authenticated connection takes over: let the older
 		// one finish answering what it has in flight first. A frame of
-		// the older that waits for room in the budget ends now: that
-		// room may be long in coming. (One waiting for its own share
-		// waits for its own acks, which it answers before it ends.)
+		// the older that waits for room, in the budget or in its own
+		// share, ends now and is not read: that room may be long in
+		// coming, and the older takes no more frames.
 		s.m.replaced.Inc()
+		older.wakeShare(false)
 		s.budget.wake()
 		select {
 		case <-older.finished():
@@ -303,6 +304,9 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 					if errors.Is(err, errBudgetClosed) {
 						return closeShutdown, nil
 					}
+					if errors.Is(err, errBudgetStopped) {
+						return closeReplaced, nil
+					}
 					return closeWriteError, err
 				}
 			}
@@ -321,6 +325,14 @@ func (c *conn) loop(ctx context.Context) (reason string, err error) {
 			}
 			ch = charge{pool: pool, left: took, conn: c}
 			c.hold(pool, took)
+			if c.replaced.Load() {
+				// Replaced while its frame waited for room: the frame
+				// is not read, though its payload may already be in
+				// (crypto/tls decrypts a record whole). The newer
+				// connection sends it again if it must.
+				ch.refund()
+				return closeReplaced, nil
+			}
 		}
 		// Once its header is in (and its charge paid, which may have
 		// waited), a frame's payload has the handshake's time to arrive,

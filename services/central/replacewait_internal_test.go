@@ -59,24 +59,16 @@ func (f stallFile) Sync() error {
 	return f.File.Sync()
 }
 
-// TestReplacedConnectionWaitingForRoomEndsAtOnce: an agency's TLS
-// connection whose frame waits for room while the disk does not answer is
-// replaced by a newer connection of the same certificate.
-//   - Room in the in-flight budget, which another agency's batch holds: the
-//     older has nothing in flight and ends at once, so the newer need not
-//     wait for it. It once went on waiting for room that only the disk
-//     could free, and the newer waited replaceWait (5 s) for it
-//     (helper-31, from reading the code).
-//   - Room in its own share, which its own batch holds: the older answers
-//     that batch when the disk does, and stores nothing more.
-func TestReplacedConnectionWaitingForRoomEndsAtOnce(t *testing.T) {
-	for _, holder := range []int{2, 1} {
-		name := map[int]string{2: "budget held by another agency", 1: "share held by its own batch"}[holder]
-		t.Run(name, func(t *testing.T) { replacedWhileWaiting(t, holder) })
-	}
+// stalledTLS is a central with only its mutual-TLS listener, on a store
+// whose syncs stall once sfs is armed.
+type stalledTLS struct {
+	srv  *Server
+	sfs  *stallFS
+	dial func(agency int) *tls.Conn
 }
 
-func replacedWhileWaiting(t *testing.T, holder int) {
+func startStalledTLS(t *testing.T, cfg Config) *stalledTLS {
+	t.Helper()
 	dir := t.TempDir()
 	ca := certstest.CA(t)
 	caFile := certstest.Write(t, dir, "ca", ca).Cert
@@ -85,29 +77,27 @@ func replacedWhileWaiting(t *testing.T, holder int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const maxFrame, limit = 16 << 10, 60_000
-	cfg := Config{TLSAddress: "127.0.0.1:0", TLS: tc, AgencyID: tlsconf.PeerAgency, HandshakeReason: tlsconf.HandshakeReason,
-		HandshakeReasons: tlsconf.Reasons(), Agencies: 2, MaxFrame: maxFrame, MaxInflightBytes: limit}
+	cfg.TLSAddress, cfg.TLS, cfg.AgencyID = "127.0.0.1:0", tc, tlsconf.PeerAgency
+	cfg.HandshakeReason, cfg.HandshakeReasons = tlsconf.HandshakeReason, tlsconf.Reasons()
 	sfs := &stallFS{released: make(chan struct{})}
-	defer sfs.release()
-	reg := prometheus.NewRegistry()
 	st, err := store.Open(filepath.Join(dir, "bets.csv"), store.Options{FS: sfs})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	srv, err := New(cfg, Deps{Ledger: st, Registerer: reg})
+	srv, err := New(cfg, Deps{Ledger: st, Registerer: prometheus.NewRegistry()})
 	if err != nil {
+		st.Close()
 		t.Fatal(err)
 	}
 	ln, err := Listen(cfg)
 	if err != nil {
+		st.Close()
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, ln) }()
-	defer func() {
+	t.Cleanup(func() {
 		sfs.release()
 		cancel()
 		select {
@@ -115,8 +105,8 @@ func replacedWhileWaiting(t *testing.T, holder int) {
 		case <-time.After(15 * time.Second):
 			t.Error("Serve did not return")
 		}
-	}()
-
+		st.Close()
+	})
 	pool := x509.NewCertPool()
 	pem, err := os.ReadFile(caFile)
 	if err != nil || !pool.AppendCertsFromPEM(pem) {
@@ -135,67 +125,128 @@ func replacedWhileWaiting(t *testing.T, holder int) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { nc.Close() })
-		nc.SetDeadline(time.Now().Add(20 * time.Second))
+		nc.SetDeadline(time.Now().Add(30 * time.Second))
 		return nc
 	}
-	batch := func(agency, payloadBytes int) ([]byte, int) {
-		var b strings.Builder
-		n := 0
-		for b.Len() < payloadBytes-64 {
-			fmt.Fprintf(&b, "Ana;Pérez;%d;1990-01-01;%d\n", 10_000_000+agency*100_000+n, n)
-			n++
-		}
-		return wire.AppendFrame(nil, []byte(fmt.Sprintf("%d;%d\n%s", agency, n, b.String()))), n
-	}
-	send := func(nc *tls.Conn, frame []byte) {
-		t.Helper()
-		if _, err := nc.Write(frame); err != nil {
-			t.Fatal(err)
-		}
-	}
+	return &stalledTLS{srv: srv, sfs: sfs, dial: dial}
+}
 
-	conns := map[int]*tls.Conn{2: dial(2), 1: dial(1)}
-	sfs.armed.Store(true)
-	// The holder's batch holds most of the budget while its commit waits
-	// for the disk.
-	frame, first := batch(holder, 14_000)
-	send(conns[holder], frame)
-	testenv.Eventually(t, 5*time.Second, "the first batch's commit to wait for the disk", func() bool {
-		return sfs.stalled.Load() > 0
-	})
-	if held := srv.budget.inUse(); held+frameCharge(12_000) <= min(limit, srv.share) {
-		t.Fatalf("the first batch holds %d bytes of %d: agency 1's next frame would not wait", held, limit)
+// betsFrame is a seed-protocol batch frame of agency with about
+// payloadBytes of payload, its documents numbered from base; it returns
+// the frame and its bet count.
+func betsFrame(agency, base, payloadBytes int) ([]byte, int) {
+	var b strings.Builder
+	n := 0
+	for b.Len() < payloadBytes-40 {
+		fmt.Fprintf(&b, "Ana;Pérez;%d;1990-01-01;%d\n", 10_000_000+agency*100_000+base+n, n)
+		n++
 	}
-	// Agency 1's frame finds too little room and waits.
-	frame, _ = batch(1, 12_000)
-	send(conns[1], frame)
-	testenv.Eventually(t, 5*time.Second, "agency 1's frame to wait for room", func() bool {
-		if holder == 1 {
-			return testutil.ToFloat64(srv.m.shareWaits) == 1
-		}
+	return wire.AppendFrame(nil, []byte(fmt.Sprintf("%d;%d\n%s", agency, n, b.String()))), n
+}
+
+func (h *stalledTLS) live(agency int) *conn {
+	h.srv.mu.Lock()
+	defer h.srv.mu.Unlock()
+	return h.srv.agencies[agency]
+}
+
+func (c *conn) queuedAcks() int {
+	c.acks.mu.Lock()
+	defer c.acks.mu.Unlock()
+	return c.acks.queued
+}
+
+func send(t *testing.T, nc *tls.Conn, frame []byte) {
+	t.Helper()
+	if _, err := nc.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReplacedConnectionWaitingForTheBudgetEndsAtOnce: an agency's TLS
+// connection whose frame waits for room in the in-flight budget, which
+// another agency's batch holds while the disk does not answer, is replaced
+// by a newer connection of the same certificate. The older has nothing in
+// flight and ends at once, so the newer need not wait for it. It once went
+// on waiting for room that only the disk could free, and the newer waited
+// replaceWait (5 s) for it (helper-31, from reading the code).
+func TestReplacedConnectionWaitingForTheBudgetEndsAtOnce(t *testing.T) {
+	const limit = 60_000
+	h := startStalledTLS(t, Config{Agencies: 2, MaxFrame: 16 << 10, MaxInflightBytes: limit})
+	srv := h.srv
+	a2, a1 := h.dial(2), h.dial(1)
+	h.sfs.armed.Store(true)
+	frame, _ := betsFrame(2, 0, 14_000)
+	send(t, a2, frame)
+	testenv.Eventually(t, 5*time.Second, "agency 2's commit to wait for the disk", func() bool {
+		return h.sfs.stalled.Load() > 0
+	})
+	if held := srv.budget.inUse(); held+frameCharge(12_000) <= limit {
+		t.Fatalf("agency 2's batch holds %d bytes of %d: agency 1's frame would not wait", held, limit)
+	}
+	frame, _ = betsFrame(1, 0, 12_000)
+	send(t, a1, frame)
+	testenv.Eventually(t, 5*time.Second, "agency 1's frame to wait for the budget", func() bool {
 		return srv.budget.waiters() == 1
 	})
-	// A newer connection of agency 1 replaces it.
-	_ = dial(1)
+	_ = h.dial(1)
 	replaced := srv.m.closed.WithLabelValues(closeReplaced)
-	if holder == 2 {
-		// The older has nothing in flight: it ends while the disk still
-		// does not answer.
-		testenv.Eventually(t, 4*time.Second, "the replaced connection to end (the disk still stalled)", func() bool {
-			return testutil.ToFloat64(replaced) == 1
-		})
-		if n := srv.budget.waiters(); n != 0 {
-			t.Errorf("%d frames still wait for the budget", n)
-		}
-		return
-	}
-	// The older answers its batch in flight once the disk does, and
-	// takes no other frame: the one that waited is not stored.
-	sfs.release()
-	testenv.Eventually(t, 5*time.Second, "the replaced connection to end", func() bool {
+	testenv.Eventually(t, 4*time.Second, "the replaced connection to end (the disk still stalled)", func() bool {
 		return testutil.ToFloat64(replaced) == 1
 	})
-	if got := testutil.ToFloat64(srv.m.betsStored.WithLabelValues("1")); got != float64(first) {
-		t.Errorf("agency 1 has %v bets stored, want %d: the replaced connection stored the frame that waited for room", got, first)
+	if n := srv.budget.waiters(); n != 0 {
+		t.Errorf("%d frames still wait for the budget", n)
+	}
+}
+
+// TestReplacedConnectionTakesNoFrameThatWaitedForItsShare: an agency's TLS
+// connection fills its share of the budget with batches the disk holds
+// back, and its next frame, small enough to arrive in one TLS record, waits
+// for its share. A newer connection of the certificate replaces it. When
+// the disk answers, the older answers the batches it had in flight and
+// does not store the frame that waited. It once did: crypto/tls had
+// already decrypted the whole record, so the replacement's read deadline
+// of now did not stop the payload's read (helper-34).
+func TestReplacedConnectionTakesNoFrameThatWaitedForItsShare(t *testing.T) {
+	// The share is min(limit, max(limit/16, frameCharge(2048))) = 8,704 B.
+	h := startStalledTLS(t, Config{Agencies: 2, MaxFrame: 2048, MaxInflightBytes: 60_000})
+	srv := h.srv
+	older := h.dial(1)
+	h.sfs.armed.Store(true)
+	frame, inFlight := betsFrame(1, 0, 1000)
+	send(t, older, frame)
+	testenv.Eventually(t, 5*time.Second, "the first batch to wait for the disk", func() bool { return h.sfs.stalled.Load() > 0 })
+	c := h.live(1)
+	testenv.Eventually(t, 5*time.Second, "the first batch queued", func() bool { return c.queuedAcks() == 1 })
+	// More batches, until the last frame cannot fit the share.
+	last, _ := betsFrame(1, 50_000, 900)
+	lastCharge := frameCharge(len(last) - wire.HeaderLen)
+	for q := 2; srv.budget.inUse()+lastCharge <= srv.share; q++ {
+		size := int(min(1000, (srv.share-srv.budget.inUse()-queueCharge)/(1+rowsPerPayload)))
+		if size < 100 {
+			t.Fatalf("cannot fill the share: %d of %d held", srv.budget.inUse(), srv.share)
+		}
+		frame, n := betsFrame(1, inFlight, size)
+		inFlight += n
+		send(t, older, frame)
+		testenv.Eventually(t, 5*time.Second, fmt.Sprintf("batch %d queued", q), func() bool { return c.queuedAcks() == q })
+	}
+	send(t, older, last)
+	testenv.Eventually(t, 5*time.Second, "the last frame to wait for the connection's share", func() bool {
+		return testutil.ToFloat64(srv.m.shareWaits) == 1
+	})
+	go func() { _ = h.dial(1) }()
+	testenv.Eventually(t, 5*time.Second, "the older to be replaced", func() bool { return c.replaced.Load() })
+	h.sfs.release()
+	select {
+	case <-c.finished():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the replaced connection did not end")
+	}
+	if got := testutil.ToFloat64(srv.m.betsStored.WithLabelValues("1")); got != float64(inFlight) {
+		t.Errorf("agency 1 has %v bets stored, want the %d in flight before the replacement: the replaced connection stored the frame that waited for its share", got, inFlight)
+	}
+	if got := testutil.ToFloat64(srv.m.closed.WithLabelValues(closeReplaced)); got != 1 {
+		t.Errorf("closed{replaced} = %v, want 1", got)
 	}
 }

@@ -653,7 +653,7 @@ func (s *Server) shutdown(ln *Listeners) error {
 	s.shutting = true
 	for c := range s.conns {
 		c.nc.SetReadDeadline(time.Now())
-		c.wakeShare()
+		c.wakeShare(true)
 	}
 	s.mu.Unlock()
 
