@@ -65,7 +65,7 @@ func (b *budget) acquireUnless(n int64, deadline time.Time, stop *atomic.Bool) (
 	n = min(n, b.limit)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.used+n <= b.limit && b.queue.Len() == 0 {
+	if b.used+n <= b.limit && (b.queue.Len() == 0 || b.closed) {
 		// The common case: room at once, no timer. (Even once closed: a
 		// frame read at shutdown is answered that the central is
 		// shutting down, not dropped.)
