@@ -37,9 +37,13 @@ const (
 	// or a health check out; it waits only while all of them are being
 	// answered. The central leaves this many descriptors out of its
 	// connection cap.
-	HTTPMaxConns           = 32
-	metricsScrapeTimeout   = 20 * time.Second
-	metricsMaxInFlight     = 8
+	HTTPMaxConns         = 32
+	metricsScrapeTimeout = 20 * time.Second
+	metricsMaxInFlight   = 8
+	// pprofMaxInFlight bounds the /debug/pprof/ requests served at once
+	// (more are answered 429), so profiles leave most of HTTPMaxConns's
+	// places to scrapes and health checks.
+	pprofMaxInFlight       = 2
 	healthcheckTimeout     = 3 * time.Second
 	healthcheckMaxBodySize = 512
 )
@@ -114,11 +118,16 @@ func NewHTTPServer(addr string, g prometheus.Gatherer, opts HTTPOptions) *HTTPSe
 	if opts.Pprof {
 		// Explicit routes on our mux; importing net/http/pprof also
 		// registers on http.DefaultServeMux, which is never served here.
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		// One cap for them all: a profile over seconds holds a
+		// connection's place while it runs, and 32 of them used to hold
+		// every place, so scrapes and health checks waited until they
+		// ended.
+		sem := make(chan struct{}, pprofMaxInFlight)
+		mux.Handle("/debug/pprof/", limitInFlight(sem, http.HandlerFunc(pprof.Index)))
+		mux.Handle("/debug/pprof/cmdline", limitInFlight(sem, http.HandlerFunc(pprof.Cmdline)))
+		mux.Handle("/debug/pprof/profile", limitInFlight(sem, http.HandlerFunc(pprof.Profile)))
+		mux.Handle("/debug/pprof/symbol", limitInFlight(sem, http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("/debug/pprof/trace", limitInFlight(sem, http.HandlerFunc(pprof.Trace)))
 		writeTimeout = httpPprofWriteTimeout
 	}
 	return &HTTPServer{
@@ -271,4 +280,20 @@ func HealthcheckCommand(ctx context.Context, program, defaultURL string, args []
 		return 1
 	}
 	return 0
+}
+
+// limitInFlight serves h to at most cap(sem) requests at once and answers
+// the others 429 at once, rather than queueing them on connections that
+// hold places of the server's connection bound.
+func limitInFlight(sem chan struct{}, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+			h.ServeHTTP(w, r)
+		default:
+			w.Header().Set("Retry-After", "1")
+			writeText(w, http.StatusTooManyRequests, fmt.Sprintf("%d profiling requests are running already: try again when one has ended", cap(sem)))
+		}
+	})
 }

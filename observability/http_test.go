@@ -493,3 +493,67 @@ func TestHTTPServerEvictsSlowPeers(t *testing.T) {
 		t.Errorf("oldest slow peer: read %v, want EOF (evicted)", err)
 	}
 }
+
+// TestLongProfilesLeaveRoomForScrapes: as many delta profiles as the
+// server has connection places, each asking for a minute, used to hold
+// every place, so /metrics and /healthz waited for them (a scrape timed
+// out). At most pprofMaxInFlight run now; the others are answered 429 at
+// once, and a scrape is answered while the profiles run.
+func TestLongProfilesLeaveRoomForScrapes(t *testing.T) {
+	s := startServer(t, NewRegistry("test"), HTTPOptions{Pprof: true})
+	base := "http://" + s.Addr()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	defer client.CloseIdleConnections()
+	codes := make(chan int, HTTPMaxConns)
+	for range HTTPMaxConns {
+		go func() {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/debug/pprof/allocs?seconds=60", nil)
+			resp, err := client.Do(req)
+			if err != nil {
+				codes <- 0 // cancelled at the end: it was running
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	want := HTTPMaxConns - pprofMaxInFlight
+	timeout := time.After(10 * time.Second)
+	for i := range want {
+		select {
+		case code := <-codes:
+			if code != http.StatusTooManyRequests {
+				t.Fatalf("profile request %d ended with %d while the others ran, want 429", i+1, code)
+			}
+		case <-timeout:
+			t.Fatalf("%d of %d profile requests beyond the first %d were answered 429 in 10 s: the others still hold their places", i, want, pprofMaxInFlight)
+		}
+	}
+	// pprofMaxInFlight profiles are running; a scrape gets in at once.
+	sc := &http.Client{Timeout: 5 * time.Second}
+	for _, path := range []string{"/metrics", "/healthz"} {
+		resp, err := sc.Get(base + path)
+		if err != nil {
+			t.Fatalf("GET %s while %d profiles run: %v", path, pprofMaxInFlight, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s while profiles run: %d, want 200", path, resp.StatusCode)
+		}
+	}
+	if got := get(t, base+"/debug/pprof/cmdline", "").code; got != http.StatusTooManyRequests {
+		t.Fatalf("a profiling request beside %d running ones: %d, want 429", pprofMaxInFlight, got)
+	}
+	// Once the running ones end, profiling is served again.
+	cancel()
+	for range pprofMaxInFlight {
+		<-codes
+	}
+	waitFor(t, "a profiling request to be served once the running ones ended", func() bool {
+		return get(t, base+"/debug/pprof/cmdline", "").code == http.StatusOK
+	})
+}
