@@ -70,6 +70,13 @@ func (c *conn) batch(ctx context.Context, payload []byte, ch *charge) (pb *pendi
 		return pb.refuse(resultWrongAgency, wire.CodeAgency, fmt.Sprintf("line 1: agency %d on a connection of agency %d", h.Agency, c.agency)), ""
 	case c.agency == 0:
 		if _, ok := s.claim(c, h.Agency); !ok {
+			if c.evicted.Load() {
+				// Closed to make room before its claim: it acts for no
+				// agency, and no other connection of the agency refused
+				// it (it was counted as already_connected, which reads as
+				// an agency connecting twice). Its close counts it.
+				return pb.refuse(resultEvicted, wire.CodeConnected, "connection closed to make room for another"), closeEvicted
+			}
 			s.m.rejected.WithLabelValues(rejectConnected).Inc()
 			return pb.refuse(resultConnected, wire.CodeConnected, fmt.Sprintf("agency %d is already connected: try again later", h.Agency)), closeRefused
 		}

@@ -18,6 +18,7 @@ const (
 	resultStoreFailed    = "store_failed"
 	resultOutcomeUnknown = "outcome_unknown"
 	resultShuttingDown   = "shutting_down"
+	resultEvicted        = "evicted"
 )
 
 // Reasons a connection closes (the `reason` label).
@@ -170,7 +171,7 @@ func newMetrics(reg prometheus.Registerer, agencies int, tlsReasons []string) *m
 	// see zeros rather than nothing.
 	m.byResult = make(map[string]prometheus.Counter)
 	for _, r := range []string{resultSuccess, resultMalformed, resultInvalidBet, resultWrongAgency, resultAfterDraw,
-		resultAfterEnd, resultGap, resultConflict, resultConnected, resultStoreFailed, resultOutcomeUnknown, resultShuttingDown} {
+		resultAfterEnd, resultGap, resultConflict, resultConnected, resultStoreFailed, resultOutcomeUnknown, resultShuttingDown, resultEvicted} {
 		m.byResult[r] = m.batches.WithLabelValues(r)
 	}
 	for _, r := range []string{closeDone, closePeerClosed, closeIdleTimeout, closeProtocolError, closeShutdown,
