@@ -144,7 +144,7 @@ func newRounds(s *Server) (*rounds, error) {
 		rs.cur, rs.last = r, r.num
 		if rec.Bets > 0 || r.num > 1 {
 			s.log.Info("resuming", "round", r.num, "round_bets", rec.RoundBets, "bets", rec.Bets,
-				"finished", len(r.ended)+r.anon, "expected", rs.expected)
+				"finished", r.endedIn+r.anon, "expected", rs.expected)
 		}
 	}
 	if rec.Quarantined != "" {
@@ -197,16 +197,24 @@ func (rs *rounds) start() {
 }
 
 // arm starts a round's cut-off timer (counted from when it opened in this
-// process: after a restart, from the restart).
+// process: after a restart, from the restart), and its barrier timeout
+// when agencies sent END in it before a restart (counted from the
+// restart: the first END after it is not the round's first, and the
+// timeout used never to fire then, so one crash undid the operator's
+// guard against a dead agency).
 func (rs *rounds) arm(r *round) {
+	r.mu.Lock()
 	if d := rs.s.cfg.RoundCutoff; d > 0 {
-		r.mu.Lock()
 		r.timers = append(r.timers, time.AfterFunc(d, func() { rs.close(r, ledger.CloseCutoff) }))
-		r.mu.Unlock()
 	}
+	finished := r.endedIn + r.anon
+	if d := rs.s.cfg.BarrierTimeout; d > 0 && finished > 0 {
+		r.timers = append(r.timers, time.AfterFunc(d, func() { rs.close(r, ledger.CloseTimeout) }))
+	}
+	r.mu.Unlock()
 	rs.s.m.round.Set(float64(r.num))
 	rs.s.m.roundBets.Set(float64(r.bets.Load()))
-	rs.s.m.finished.Set(float64(r.finished()))
+	rs.s.m.finished.Set(float64(finished))
 }
 
 // stopAll stops the timers and waits for draws in progress.
@@ -529,8 +537,7 @@ func (rs *rounds) compact(num int) {
 	if r.ended == nil {
 		return
 	}
-	r.anon += len(r.ended) // finished() stays right (and endedIn the count in range)
-	r.ended, r.pending = nil, nil
+	r.ended, r.pending = nil, nil // finished() stays right: endedIn and anon are kept
 	r.book = winnerBook{}
 }
 
@@ -580,12 +587,15 @@ func (r *round) endRecorded(agency, expected int) (first, all bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.pending, agency)
-	first = len(r.ended)+r.anon == 0
+	// Only the agencies 1..expected count: a store from a run with a
+	// larger CLIENT_COUNT may hold ENDs of agencies past it, and those
+	// once held the draw before an agency of this run had finished.
+	first = r.endedIn+r.anon == 0
 	if first {
 		r.firstEnd = time.Now()
 	}
 	r.addEnd(agency)
-	return first, len(r.ended)+r.anon >= expected
+	return first, r.endedIn+r.anon >= expected
 }
 
 func (r *round) hasEnded(agency int) bool {
@@ -594,10 +604,12 @@ func (r *round) hasEnded(agency int) bool {
 	return r.ended[agency] || r.pending[agency] // nil maps (a compacted round) hold nothing
 }
 
+// finished is how many of the agencies 1..expected (and anonymous ENDs)
+// have sent END in the round.
 func (r *round) finished() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.ended) + r.anon
+	return r.endedIn + r.anon
 }
 
 func (r *round) stateName() string {
