@@ -341,6 +341,8 @@ func codeHint(code string, agency int) string {
 		return " (the central does not know which agency this connection is)"
 	case wire.CodeProtocol:
 		return " (a framing error between agency and central)"
+	case wire.CodeTLS:
+		return " (the central speaks TLS at this address: give the agency its certificate with --tls-cert, --tls-key and --tls-ca, or point it at the central's plaintext port)"
 	}
 	return ""
 }

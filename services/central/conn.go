@@ -133,6 +133,7 @@ func (c *conn) handshake(ctx context.Context) (string, error) {
 		reason := s.cfg.HandshakeReason(err)
 		s.m.tlsErrors.WithLabelValues(reason).Inc()
 		s.warn.Warn("tls_"+reason, "TLS handshake refused", "reason", reason, "remote", c.addr, "err", err)
+		tellPlaintextPeer(err)
 		return closeHandshake, err
 	}
 	id, err := s.cfg.AgencyID(tc.ConnectionState())
@@ -502,6 +503,28 @@ func (c *conn) readFailed(err error) (string, error) {
 func (c *conn) writeError(code, msg string) {
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	c.nc.Write(wire.AppendFrame(nil, wire.AppendCodedError(nil, code, msg)))
+}
+
+// tellPlaintextPeer answers a peer that sent a plaintext frame to the TLS
+// port with a plaintext error frame that says so, as net/http answers
+// HTTP sent to an HTTPS port, instead of closing with nothing: an agency
+// pointed at the wrong port retried for its whole retry budget and ended
+// with "central closed the connection" (helper-35). Only when the
+// record's first five bytes are digits, as a frame header's are, and
+// crypto/tls has written nothing (it then hands back the connection).
+func tellPlaintextPeer(err error) {
+	rhe, ok := errors.AsType[tls.RecordHeaderError](err)
+	if !ok || rhe.Conn == nil {
+		return
+	}
+	for _, b := range rhe.RecordHeader {
+		if b < '0' || b > '9' {
+			return
+		}
+	}
+	rhe.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	rhe.Conn.Write(wire.AppendFrame(nil, wire.AppendCodedError(nil, wire.CodeTLS,
+		"this address speaks TLS: give the agency its certificate (--tls-cert, --tls-key, --tls-ca), or use the central's plaintext port")))
 }
 
 // writeFrame writes one frame outside the ack stream.

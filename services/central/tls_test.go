@@ -415,3 +415,41 @@ func TestTLSConnectionEvictedDuringItsHandshakeActsForNoAgency(t *testing.T) {
 		t.Fatalf("the store holds %d rows, want only the second connection's bet: an evicted connection stored a batch", len(rows))
 	}
 }
+
+// TestPlaintextAgencyAtTheTLSPortIsToldSo: an agency without TLS settings
+// pointed at the TLS port used to meet a connection closed with nothing,
+// retry for its whole retry budget, and end with "central closed the
+// connection" (helper-35). The central now answers a plaintext frame
+// there with a plaintext error that names the cause, and the agency stops
+// at once with it. A raw peer sees the frame too.
+func TestPlaintextAgencyAtTheTLSPortIsToldSo(t *testing.T) {
+	h := startTLSCentral(t, newPKI(t), central.Config{Agencies: 1})
+
+	raw := dialRaw(t, h.addr)
+	raw.send("1;1\nAna;Pérez;111;1990-01-01;7574\n")
+	if got := raw.expectPrefix("error;" + wire.CodeTLS + ": "); !strings.Contains(got, "speaks TLS") {
+		t.Errorf("a plaintext frame at the TLS port got %q, want it to say the port speaks TLS", got)
+	}
+	raw.expectClosed()
+
+	var dials atomic.Int32
+	c, err := agency.NewClient(agency.Options{Agency: 1, Address: h.addr, MaxBets: 10, InFlight: 4,
+		Timeout: 5 * time.Second, RetryBudget: time.Minute},
+		agency.Deps{WrapConn: func(nc net.Conn) net.Conn { dials.Add(1); return nc }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Run(t.Context(), agency.NewBetsStream(nil))
+	if err == nil || !strings.Contains(err.Error(), "speaks TLS") {
+		t.Fatalf("the agency's error: %v, want it to say the address speaks TLS", err)
+	}
+	if n := dials.Load(); n != 1 {
+		t.Errorf("the agency connected %d times, want once: it retried a setting that will not change", n)
+	}
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if rows := testenv.ReadStore(t, h.store); len(rows) != 0 {
+		t.Errorf("the store holds %d rows, want none", len(rows))
+	}
+}

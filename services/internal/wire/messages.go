@@ -50,6 +50,7 @@ const (
 	CodeRound        = "round"         // a HELLO asked for a round that does not exist yet
 	CodeProtocol     = "protocol"      // a framing error: the connection closes
 	CodeVersion      = "version"       // a HELLO the central cannot speak
+	CodeTLS          = "tls"           // plaintext sent to the central's TLS port
 )
 
 // KnownCode reports whether code is one of the codes above: only those
@@ -57,7 +58,8 @@ const (
 func KnownCode(code string) bool {
 	switch code {
 	case CodeMalformed, CodeInvalid, CodeAgency, CodeGap, CodeConflict, CodeClosed, CodeEnded, CodeUnnamed,
-		CodeBusy, CodeConnected, CodeShuttingDown, CodeStoreFailed, CodeFingerprint, CodeRound, CodeProtocol, CodeVersion:
+		CodeBusy, CodeConnected, CodeShuttingDown, CodeStoreFailed, CodeFingerprint, CodeRound, CodeProtocol, CodeVersion,
+		CodeTLS:
 		return true
 	}
 	return false
