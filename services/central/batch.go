@@ -69,8 +69,8 @@ func (c *conn) batch(ctx context.Context, payload []byte, ch *charge) (pb *pendi
 	case c.agency != 0 && h.Agency != c.agency:
 		return pb.refuse(resultWrongAgency, wire.CodeAgency, fmt.Sprintf("line 1: agency %d on a connection of agency %d", h.Agency, c.agency)), ""
 	case c.agency == 0:
-		if _, ok := s.claim(c, h.Agency); !ok {
-			if c.evicted.Load() {
+		if _, out := s.claim(c, h.Agency); out != claimed {
+			if out == claimEvicted {
 				// Closed to make room before its claim: it acts for no
 				// agency, and no other connection of the agency refused
 				// it (it was counted as already_connected, which reads as

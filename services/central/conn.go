@@ -146,8 +146,8 @@ func (c *conn) handshake(ctx context.Context) (string, error) {
 		c.writeError(wire.CodeAgency, err.Error())
 		return closeHandshake, err
 	}
-	older, ok := s.claim(c, id)
-	if !ok {
+	older, out := s.claim(c, id)
+	if out != claimed { // over TLS only an eviction refuses a claim
 		// Evicted between its handshake and its claim: it acts for no
 		// agency, not even on records its TLS layer already holds (it
 		// once stored a batch that came with the handshake, beside the

@@ -2,6 +2,7 @@ package central_test
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,15 +44,21 @@ func TestPlainConnectionEvictedBeforeItsClaimIsNotAlreadyConnected(t *testing.T)
 	tr := &gatedTracer{Tracer: noop.NewTracerProvider().Tracer(""), named: make(chan struct{}), gate: make(chan struct{})}
 	h := startCentral(t, central.Config{Agencies: 1, MaxConnections: 1, HandshakeTimeout: time.Minute},
 		withDeps(central.Deps{Tracer: tr}))
+	release := sync.OnceFunc(func() { close(tr.gate) })
+	t.Cleanup(release) // before the central's stop, which waits for the held connection
 
 	first := dialRaw(t, h.addr)
 	first.send("1;1\nAna;Pérez;1;1990-01-01;7574\n")
-	<-tr.named // its frame is read; it names no agency yet
+	select {
+	case <-tr.named: // its frame is read; it names no agency yet
+	case <-time.After(10 * time.Second):
+		t.Fatal("the central did not start the first connection's batch in 10 s")
+	}
 
 	// At the cap, a new connection evicts the first, still unnamed.
 	second := dialRaw(t, h.addr)
 	first.expectClosed()
-	close(tr.gate)
+	release()
 	testenv.Eventually(t, 5*time.Second, "the evicted connection to end", func() bool {
 		return testutil.ToFloat64(counterWith(t, h.reg, "loteria_connections_closed_total", "reason", "evicted")) == 1
 	})

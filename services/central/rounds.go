@@ -146,6 +146,10 @@ func newRounds(s *Server) (*rounds, error) {
 			s.log.Info("resuming", "round", r.num, "round_bets", rec.RoundBets, "bets", rec.Bets,
 				"finished", r.endedIn+r.anon, "expected", rs.expected)
 		}
+		if past := len(r.ended) - r.endedIn; past > 0 {
+			s.log.Warn("the open round holds ENDs of agencies past CLIENT_COUNT (a store of a run with more agencies): they do not count toward the barrier",
+				"round", r.num, "ignored", past, "expected", rs.expected)
+		}
 	}
 	if rec.Quarantined != "" {
 		s.log.Warn("store recovery moved unacknowledged bytes aside", "file", rec.Quarantined, "bytes", rec.QuarantinedBytes)
@@ -185,6 +189,16 @@ func (rs *rounds) start() {
 	}
 	if cur != nil {
 		rs.arm(cur)
+		// The barrier timeout of a round that holds ENDs from before the
+		// restart starts now: no END after the restart is the round's
+		// first, and the timeout used never to fire then, so one crash
+		// undid the operator's guard against a dead agency (helper-35).
+		// Before the listeners accept, so no END races it.
+		if d := rs.s.cfg.BarrierTimeout; d > 0 && cur.finished() > 0 {
+			cur.mu.Lock()
+			cur.timers = append(cur.timers, time.AfterFunc(d, func() { rs.close(cur, ledger.CloseTimeout) }))
+			cur.mu.Unlock()
+		}
 		if n := cur.finished(); n >= rs.expected {
 			rs.close(cur, ledger.CloseBarrier)
 		}
@@ -197,24 +211,16 @@ func (rs *rounds) start() {
 }
 
 // arm starts a round's cut-off timer (counted from when it opened in this
-// process: after a restart, from the restart), and its barrier timeout
-// when agencies sent END in it before a restart (counted from the
-// restart: the first END after it is not the round's first, and the
-// timeout used never to fire then, so one crash undid the operator's
-// guard against a dead agency).
+// process: after a restart, from the restart).
 func (rs *rounds) arm(r *round) {
-	r.mu.Lock()
 	if d := rs.s.cfg.RoundCutoff; d > 0 {
+		r.mu.Lock()
 		r.timers = append(r.timers, time.AfterFunc(d, func() { rs.close(r, ledger.CloseCutoff) }))
+		r.mu.Unlock()
 	}
-	finished := r.endedIn + r.anon
-	if d := rs.s.cfg.BarrierTimeout; d > 0 && finished > 0 {
-		r.timers = append(r.timers, time.AfterFunc(d, func() { rs.close(r, ledger.CloseTimeout) }))
-	}
-	r.mu.Unlock()
 	rs.s.m.round.Set(float64(r.num))
 	rs.s.m.roundBets.Set(float64(r.bets.Load()))
-	rs.s.m.finished.Set(float64(finished))
+	rs.s.m.finished.Set(float64(r.finished()))
 }
 
 // stopAll stops the timers and waits for draws in progress.

@@ -478,20 +478,29 @@ func (s *Server) untrack(c *conn) {
 	s.m.connected.Dec()
 }
 
+// claimOutcome is what claim did, decided under s.mu.
+type claimOutcome int
+
+const (
+	claimed      claimOutcome = iota
+	claimEvicted              // c was closed to make room: it acts for no agency
+	claimTaken                // another plaintext connection is the agency's
+)
+
 // claim makes c the live connection of agency. On the plaintext
 // listener a second live connection is refused (the agency will retry);
 // an authenticated one replaces the older, which is closed: it returns
 // the older connection so the caller can wait for it to finish.
-func (s *Server) claim(c *conn, agency int) (older *conn, ok bool) {
+func (s *Server) claim(c *conn, agency int) (older *conn, out claimOutcome) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c.evicted.Load() {
-		return nil, false // its socket is closed: it acts for no agency
+		return nil, claimEvicted // its socket is closed: it acts for no agency
 	}
 	cur := s.agencies[agency]
 	if cur != nil && cur != c {
 		if !c.tls {
-			return nil, false
+			return nil, claimTaken
 		}
 		cur.replaced.Store(true)
 		cur.nc.SetDeadline(time.Now())
@@ -499,7 +508,7 @@ func (s *Server) claim(c *conn, agency int) (older *conn, ok bool) {
 	}
 	s.agencies[agency] = c
 	unlist(&s.unnamed, &c.unnamed)
-	return older, true
+	return older, claimed
 }
 
 // oldestUnnamed is the oldest connection that has not named its agency,

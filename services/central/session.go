@@ -43,7 +43,10 @@ func (c *conn) hello(ctx context.Context, payload []byte) (string, error) {
 		return closeRefused, nil
 	}
 	if c.agency == 0 {
-		if _, ok := s.claim(c, h.Agency); !ok {
+		switch _, out := s.claim(c, h.Agency); out {
+		case claimEvicted:
+			return closeEvicted, errEvicted // closed to make room: not a second connection of the agency
+		case claimTaken:
 			s.m.rejected.WithLabelValues(rejectConnected).Inc()
 			c.writeError(wire.CodeConnected, fmt.Sprintf("agency %d is already connected: try again later", h.Agency))
 			return closeRefused, nil
