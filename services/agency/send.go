@@ -376,7 +376,7 @@ func (r *run) readAcks(cn *conn, win *window, bytes *byteWindow) error {
 			cn.Close()
 		default:
 			hint := ""
-			if ae != nil {
+			if ae != nil || errors.As(err, &ae) { // not yet looked at in the seed protocol
 				hint = codeHint(ae.Code, c.opts.Agency)
 			}
 			failed = endBatch(p, c.fail(reasonErrorAck, fmt.Errorf("batch %d (%d bets): %w%s", p.seq, p.bets, err, hint)))

@@ -23,6 +23,7 @@ import (
 	"github.com/loteria/loteria/services/central"
 	"github.com/loteria/loteria/services/internal/certs"
 	"github.com/loteria/loteria/services/internal/certs/certstest"
+	"github.com/loteria/loteria/services/internal/lottery"
 	"github.com/loteria/loteria/services/internal/tlsconf"
 	"github.com/loteria/loteria/services/internal/wire"
 )
@@ -432,19 +433,25 @@ func TestPlaintextAgencyAtTheTLSPortIsToldSo(t *testing.T) {
 	}
 	raw.expectClosed()
 
-	var dials atomic.Int32
-	c, err := agency.NewClient(agency.Options{Agency: 1, Address: h.addr, MaxBets: 10, InFlight: 4,
-		Timeout: 5 * time.Second, RetryBudget: time.Minute},
-		agency.Deps{WrapConn: func(nc net.Conn) net.Conn { dials.Add(1); return nc }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.Run(t.Context(), agency.NewBetsStream(nil))
-	if err == nil || !strings.Contains(err.Error(), "speaks TLS") {
-		t.Fatalf("the agency's error: %v, want it to say the address speaks TLS", err)
-	}
-	if n := dials.Load(); n != 1 {
-		t.Errorf("the agency connected %d times, want once: it retried a setting that will not change", n)
+	bets := []lottery.Bet{{FirstName: "Ana", LastName: "Pérez", Document: "111", Birthdate: "1990-01-01", Number: 7574}}
+	for _, tc := range []struct {
+		protocol string
+		inFlight int
+	}{{agency.ProtocolLoteria, 4}, {agency.ProtocolSeed, 1}} {
+		var dials atomic.Int32
+		c, err := agency.NewClient(agency.Options{Agency: 1, Address: h.addr, MaxBets: 10, InFlight: tc.inFlight,
+			Protocol: tc.protocol, Timeout: 5 * time.Second, RetryBudget: time.Minute},
+			agency.Deps{WrapConn: func(nc net.Conn) net.Conn { dials.Add(1); return nc }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Run(t.Context(), agency.NewBetsStream(bets))
+		if err == nil || !strings.Contains(err.Error(), "speaks TLS") {
+			t.Errorf("%s: the agency's error: %v, want it to say the address speaks TLS", tc.protocol, err)
+		}
+		if n := dials.Load(); n != 1 {
+			t.Errorf("%s: the agency connected %d times, want once: it retried a setting that will not change", tc.protocol, n)
+		}
 	}
 	if err := h.stop(); err != nil {
 		t.Fatal(err)
