@@ -144,7 +144,7 @@ func newRounds(s *Server) (*rounds, error) {
 		rs.cur, rs.last = r, r.num
 		if rec.Bets > 0 || r.num > 1 {
 			s.log.Info("resuming", "round", r.num, "round_bets", rec.RoundBets, "bets", rec.Bets,
-				"finished", r.endedIn+r.anon, "expected", rs.expected)
+				"finished", r.finishedLocked(), "expected", rs.expected)
 		}
 		if past := len(r.ended) - r.endedIn; past > 0 {
 			s.log.Warn("the open round holds ENDs of agencies past CLIENT_COUNT (a store of a run with more agencies): they do not count toward the barrier",
@@ -194,10 +194,8 @@ func (rs *rounds) start() {
 		// first, and the timeout used never to fire then, so one crash
 		// undid the operator's guard against a dead agency (helper-35).
 		// Before the listeners accept, so no END races it.
-		if d := rs.s.cfg.BarrierTimeout; d > 0 && cur.finished() > 0 {
-			cur.mu.Lock()
-			cur.timers = append(cur.timers, time.AfterFunc(d, func() { rs.close(cur, ledger.CloseTimeout) }))
-			cur.mu.Unlock()
+		if cur.finished() > 0 {
+			rs.armBarrierTimeout(cur)
 		}
 		if n := cur.finished(); n >= rs.expected {
 			rs.close(cur, ledger.CloseBarrier)
@@ -221,6 +219,15 @@ func (rs *rounds) arm(r *round) {
 	rs.s.m.round.Set(float64(r.num))
 	rs.s.m.roundBets.Set(float64(r.bets.Load()))
 	rs.s.m.finished.Set(float64(r.finished()))
+}
+
+// armBarrierTimeout closes r BarrierTimeout from now, if one is set.
+func (rs *rounds) armBarrierTimeout(r *round) {
+	if d := rs.s.cfg.BarrierTimeout; d > 0 {
+		r.mu.Lock()
+		r.timers = append(r.timers, time.AfterFunc(d, func() { rs.close(r, ledger.CloseTimeout) }))
+		r.mu.Unlock()
+	}
 }
 
 // stopAll stops the timers and waits for draws in progress.
@@ -320,10 +327,8 @@ func (rs *rounds) end(agency, want int) (*round, error) {
 	first, all := r.endRecorded(agency, rs.expected)
 	rs.s.m.finished.Set(float64(r.finished()))
 	rs.s.log.Info("agency finished", "agency", agency, "round", r.num, "finished", r.finished(), "expected", rs.expected)
-	if first && rs.s.cfg.BarrierTimeout > 0 {
-		r.mu.Lock()
-		r.timers = append(r.timers, time.AfterFunc(rs.s.cfg.BarrierTimeout, func() { rs.close(r, ledger.CloseTimeout) }))
-		r.mu.Unlock()
+	if first {
+		rs.armBarrierTimeout(r)
 	}
 	if all {
 		rs.close(r, ledger.CloseBarrier)
@@ -596,12 +601,12 @@ func (r *round) endRecorded(agency, expected int) (first, all bool) {
 	// Only the agencies 1..expected count: a store from a run with a
 	// larger CLIENT_COUNT may hold ENDs of agencies past it, and those
 	// once held the draw before an agency of this run had finished.
-	first = r.endedIn+r.anon == 0
+	first = r.finishedLocked() == 0
 	if first {
 		r.firstEnd = time.Now()
 	}
 	r.addEnd(agency)
-	return first, r.endedIn+r.anon >= expected
+	return first, r.finishedLocked() >= expected
 }
 
 func (r *round) hasEnded(agency int) bool {
@@ -615,8 +620,11 @@ func (r *round) hasEnded(agency int) bool {
 func (r *round) finished() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.endedIn + r.anon
+	return r.finishedLocked()
 }
+
+// finishedLocked is finished with r.mu held (or r not yet shared).
+func (r *round) finishedLocked() int { return r.endedIn + r.anon }
 
 func (r *round) stateName() string {
 	r.mu.Lock()
