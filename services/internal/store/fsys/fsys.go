@@ -58,7 +58,7 @@ func (OS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return osFile{f}, nil
+	return &osFile{f: f}, nil
 }
 
 // Rename implements FS.
@@ -98,17 +98,43 @@ func (OS) Lock(name string, perm fs.FileMode) (File, error) {
 		f.Close()
 		return nil, err
 	}
-	return osFile{f}, nil
+	return &osFile{f: f}, nil
 }
 
-type osFile struct{ f *os.File }
+// DirectWriter is a File that can write a large span without copying it
+// into the page cache. Only OS's files are DirectWriters; faultfs's are
+// not, and a caller uses WriteAt for them.
+type DirectWriter interface {
+	// WriteDirectAt is WriteAt, with the same result in the file and the
+	// same durability (none before Sync), for a write worth sending to the
+	// device from the caller's memory: the whole file-system blocks it
+	// covers bypass the page cache where the file system allows it (the
+	// partial blocks at its two ends are written as WriteAt writes them),
+	// and it is WriteAt where it does not. It is meant for large writes
+	// (tens of KiB and more) that nothing reads back soon.
+	WriteDirectAt(p []byte, off int64) (int, error)
+}
 
-func (o osFile) ReadAt(p []byte, off int64) (int, error)  { return o.f.ReadAt(p, off) }
-func (o osFile) WriteAt(p []byte, off int64) (int, error) { return o.f.WriteAt(p, off) }
-func (o osFile) Truncate(size int64) error                { return o.f.Truncate(size) }
-func (o osFile) Sync() error                              { return datasync(o.f) }
-func (o osFile) Close() error                             { return o.f.Close() }
-func (o osFile) Size() (int64, error) {
+var _ DirectWriter = (*osFile)(nil)
+
+type osFile struct {
+	f   *os.File
+	dio direct // the state of WriteDirectAt (direct_*.go)
+}
+
+func (o *osFile) ReadAt(p []byte, off int64) (int, error)  { return o.f.ReadAt(p, off) }
+func (o *osFile) WriteAt(p []byte, off int64) (int, error) { return o.f.WriteAt(p, off) }
+func (o *osFile) Truncate(size int64) error                { return o.f.Truncate(size) }
+func (o *osFile) Sync() error                              { return datasync(o.f) }
+func (o *osFile) Close() error {
+	err := o.f.Close()
+	if derr := o.dio.close(); err == nil {
+		err = derr
+	}
+	return err
+}
+
+func (o *osFile) Size() (int64, error) {
 	st, err := o.f.Stat()
 	if err != nil {
 		return 0, err

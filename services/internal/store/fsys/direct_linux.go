@@ -1,0 +1,160 @@
+//go:build linux
+
+package fsys
+
+import (
+	"errors"
+	"os"
+	"sync"
+	"syscall"
+	"unsafe"
+)
+
+const (
+	// directFlag opens a descriptor whose writes bypass the page cache.
+	directFlag = syscall.O_DIRECT
+	// directAlign is what O_DIRECT asks of a write's offset, length and
+	// memory: 4 KiB, a file-system block, which every device's logical
+	// block divides.
+	directAlign = 4096
+	// directChunk bounds the aligned memory a file keeps to stage its
+	// direct writes: a larger write goes out in chunks of it.
+	directChunk = 1 << 20
+)
+
+// direct is a file's second descriptor, opened with O_DIRECT on the first
+// WriteDirectAt, and the aligned memory its writes go out from.
+//
+// Why: a buffered write copies every byte into the page cache, and on a
+// virtual machine whose host backs guest memory on first touch, the page
+// cache's fresh pages cost more than the copy (the throughput central
+// spent 24% of its CPU in pwrite, 2-3 ms a MiB; O_DIRECT 0.14-0.26 ms,
+// docs/BENCHMARKS.md). The store's rows are written once and read back
+// only after a restart or at the draw, so the page cache gains little
+// from holding them.
+type direct struct {
+	mu    sync.Mutex
+	d     *os.File // nil: not opened yet, or unsupported (off)
+	off   bool     // direct writes do not work on this file: plain writes
+	stage []byte   // directAlign-aligned, at most directChunk bytes
+}
+
+// WriteDirectAt implements DirectWriter. The partial blocks at p's two
+// ends are written through the page cache (the one at the start is, in
+// an appending file, the block the previous write ended in, still
+// cached), and the whole blocks between them with O_DIRECT. A file system
+// that refuses O_DIRECT (tmpfs, some FUSE ones) gets plain writes, from
+// the first refusal on.
+func (o *osFile) WriteDirectAt(p []byte, off int64) (int, error) {
+	o.dio.mu.Lock()
+	defer o.dio.mu.Unlock()
+	end := off + int64(len(p))
+	lo := (off + directAlign - 1) &^ (directAlign - 1)
+	hi := end &^ (directAlign - 1)
+	if off < 0 || hi <= lo || !o.dio.open(o.f) {
+		return o.f.WriteAt(p, off)
+	}
+	n := 0
+	if lo > off {
+		k, err := o.f.WriteAt(p[:lo-off], off)
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	for at := lo; at < hi; {
+		m := min(hi-at, directChunk)
+		buf := o.dio.buf(int(m))
+		copy(buf, p[at-off:])
+		k, err := o.dio.d.WriteAt(buf, at)
+		if err != nil {
+			if k == 0 && errors.Is(err, syscall.EINVAL) {
+				// Refused for its alignment or the file system, so
+				// nothing was written: plain writes from here on.
+				o.dio.disable()
+				k, err := o.f.WriteAt(p[at-off:], at)
+				return n + k, err
+			}
+			return n + k, err
+		}
+		n += k
+		at += m
+	}
+	if end > hi {
+		k, err := o.f.WriteAt(p[hi-off:], hi)
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// open opens the O_DIRECT descriptor if it is not open yet, and reports
+// whether direct writes are on. Any failure turns them off: they are a
+// way to write, never a reason not to.
+func (d *direct) open(f *os.File) bool {
+	if d.off {
+		return false
+	}
+	if d.d != nil {
+		return true
+	}
+	g, err := os.OpenFile(f.Name(), os.O_WRONLY|directFlag, 0)
+	if err != nil {
+		d.off = true
+		return false
+	}
+	a, aerr := f.Stat()
+	b, berr := g.Stat()
+	if aerr != nil || berr != nil || !os.SameFile(a, b) {
+		g.Close() // the name now names another file: stay with f alone
+		d.off = true
+		return false
+	}
+	d.d = g
+	return true
+}
+
+// buf is n bytes of the aligned stage, grown as needed (n <= directChunk).
+func (d *direct) buf(n int) []byte {
+	if len(d.stage) < n {
+		size := min(directChunk, max(n, 2*len(d.stage)))
+		b := make([]byte, size+directAlign)
+		skew := int(uintptr(unsafe.Pointer(&b[0])) & (directAlign - 1))
+		from := 0
+		if skew != 0 {
+			from = directAlign - skew
+		}
+		d.stage = b[from : from+size : from+size]
+	}
+	return d.stage[:n]
+}
+
+func (d *direct) disable() {
+	d.off = true
+	if d.d != nil {
+		d.d.Close()
+		d.d = nil
+	}
+	d.stage = nil
+}
+
+func (d *direct) close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.d == nil {
+		return nil
+	}
+	err := d.d.Close()
+	d.d = nil
+	return err
+}
+
+// directOn reports whether f's direct writes go out with O_DIRECT (for
+// tests).
+func (d *direct) on() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.d != nil && !d.off
+}

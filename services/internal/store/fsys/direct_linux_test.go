@@ -1,0 +1,168 @@
+//go:build linux
+
+package fsys
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestWriteDirectAtWritesWhatWriteAtWrites drives a file through
+// WriteDirectAt and a second one through plain os.File writes with the same
+// random writes (appends and overwrites, aligned and not, past the end,
+// across chunks) and truncations, and checks that the two files hold the
+// same bytes after each step. The oracle is the kernel's own WriteAt.
+func TestWriteDirectAtWritesWhatWriteAtWrites(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		seed uint64
+		max  int // the largest write
+		// Whether some write certainly covers a whole block (so goes
+		// out with O_DIRECT where the file system has it).
+		covers bool
+	}{
+		{"small", 1, 3 * directAlign, true},
+		{"around a block", 2, directAlign + 17, false},
+		{"across chunks", 3, 2*directChunk + 3*directAlign + 5, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			got, err := OS{}.OpenFile(filepath.Join(dir, "direct"), os.O_RDWR|os.O_CREATE, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer got.Close()
+			want, err := os.OpenFile(filepath.Join(dir, "plain"), os.O_RDWR|os.O_CREATE, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer want.Close()
+			r := rand.New(rand.NewPCG(tc.seed, 99))
+			var size int64
+			for step := 0; step < 60; step++ {
+				switch k := r.IntN(10); {
+				case k == 0 && size > 0:
+					n := r.Int64N(size + 1)
+					if err := got.Truncate(n); err != nil {
+						t.Fatal(err)
+					}
+					if err := want.Truncate(n); err != nil {
+						t.Fatal(err)
+					}
+					size = n
+				default:
+					p := make([]byte, 1+r.IntN(tc.max))
+					for i := range p {
+						p[i] = byte(r.UintN(256))
+					}
+					var off int64
+					switch {
+					case k < 6: // append
+						off = size
+					case k < 8: // overwrite inside
+						off = r.Int64N(size + 1)
+					default: // past the end, leaving a hole
+						off = size + r.Int64N(2*directAlign)
+					}
+					n, err := got.(DirectWriter).WriteDirectAt(p, off)
+					if err != nil || n != len(p) {
+						t.Fatalf("step %d: WriteDirectAt(%d bytes at %d) = %d, %v", step, len(p), off, n, err)
+					}
+					if _, err := want.WriteAt(p, off); err != nil {
+						t.Fatal(err)
+					}
+					size = max(size, off+int64(len(p)))
+				}
+				gs, err := got.Size()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if gs != size {
+					t.Fatalf("step %d: the file is %d bytes, want %d", step, gs, size)
+				}
+				a, err := os.ReadFile(filepath.Join(dir, "direct"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := os.ReadFile(filepath.Join(dir, "plain"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(a, b) {
+					i := 0
+					for i < min(len(a), len(b)) && a[i] == b[i] {
+						i++
+					}
+					t.Fatalf("step %d: the files differ from byte %d (%d and %d bytes)", step, i, len(a), len(b))
+				}
+			}
+			if tc.covers && directSupported(t, dir) && !got.(*osFile).dio.on() {
+				t.Fatal("O_DIRECT works here, but the writes did not use it")
+			}
+		})
+	}
+}
+
+// TestWriteDirectAtBypassesThePageCache checks that a large write to a
+// file on a file system with O_DIRECT goes out through the O_DIRECT
+// descriptor, and that one where it is refused (tmpfs, /dev/shm) still
+// writes, through the page cache.
+func TestWriteDirectAtBypassesThePageCache(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dir  string
+	}{
+		{"the test's temporary directory", t.TempDir()},
+		{"/dev/shm", "/dev/shm"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if st, err := os.Stat(tc.dir); err != nil || !st.IsDir() {
+				t.Skipf("%s is not here", tc.dir)
+			}
+			d, err := os.MkdirTemp(tc.dir, "fsys-direct-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(d) })
+			name := filepath.Join(d, "f")
+			f, err := OS{}.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			p := bytes.Repeat([]byte("0123456789abcdef"), 8192) // 128 KiB
+			if _, err := f.(DirectWriter).WriteDirectAt(p, 100); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(b[100:], p) || !bytes.Equal(b[:100], make([]byte, 100)) {
+				t.Fatal("the file does not hold what was written")
+			}
+			supported := directSupported(t, d)
+			if on := f.(*osFile).dio.on(); on != supported {
+				t.Fatalf("direct writes on: %v; O_DIRECT opens here: %v", on, supported)
+			}
+		})
+	}
+}
+
+// directSupported is the oracle: whether the kernel lets a file in dir be
+// opened with O_DIRECT and written from aligned memory.
+func directSupported(t *testing.T, dir string) bool {
+	t.Helper()
+	name := filepath.Join(dir, "probe")
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|directFlag, 0o600)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var d direct
+	_, err = f.WriteAt(d.buf(directAlign), 0)
+	return err == nil
+}
