@@ -322,14 +322,24 @@ func (s *Store) finish(w *writer, err error, info ledger.GroupInfo, end int64) {
 // write appends a group's data and its COMMIT record and makes both
 // durable, syncing the two files at once (SerialSync: one after the
 // other), or the journal alone when the record holds the rows (inline).
-// On failure it rolls the commit back and fails the store.
+// A group too large to keep zeros ahead of goes to the bets file past the
+// page cache where the file allows it (fsys.DirectWriter): it is written
+// once and read back only at a restart or the draw, and copying it into
+// fresh page-cache pages cost the throughput central a quarter of its CPU
+// (docs/BENCHMARKS.md). Such a write waits for the device, so it runs
+// beside the journal's write and sync, not before them: a crash may then
+// leave the record durable without its data, as a crash between the two
+// syncs may, and recovery drops such a last commit (docs/STORE.md). On
+// failure it rolls the commit back and fails the store.
 func (s *Store) write(data, rec []byte, inline bool) error {
 	if s.opts.Discard {
 		return nil
 	}
 	prevD, prevJ := s.disk, s.jsize
-	if len(data) > 0 {
-		if _, err := s.writeData(data, prevD); err != nil {
+	dw, direct := s.data.(fsys.DirectWriter)
+	direct = direct && len(data) > preallocMaxWrite && !s.opts.SerialSync
+	if len(data) > 0 && !direct {
+		if _, err := s.data.WriteAt(data, prevD); err != nil {
 			return s.rollback(fmt.Errorf("write the bets file: %w", err), prevD, prevJ, false)
 		}
 		if err := s.ahead(s.data, &s.dataCap, prevD+int64(len(data)), len(data)); err != nil {
@@ -343,7 +353,7 @@ func (s *Store) write(data, rec []byte, inline bool) error {
 		return s.rollback(fmt.Errorf("write zeros ahead of the journal's end: %w", err), prevD, prevJ, true)
 	}
 	t := time.Now()
-	var derr, jerr error
+	var werr, derr, jerr error
 	switch {
 	case len(data) == 0 || inline:
 		jerr = s.sync(s.journal)
@@ -351,6 +361,12 @@ func (s *Store) write(data, rec []byte, inline bool) error {
 		if derr = s.sync(s.data); derr == nil {
 			jerr = s.sync(s.journal)
 		}
+	case direct:
+		s.syncReq <- s.journal
+		if _, werr = dw.WriteDirectAt(data, prevD); werr == nil {
+			derr = s.sync(s.data)
+		}
+		jerr = <-s.syncRes
 	default:
 		s.syncReq <- s.journal
 		derr = s.sync(s.data)
@@ -358,6 +374,8 @@ func (s *Store) write(data, rec []byte, inline bool) error {
 	}
 	took := time.Since(t)
 	switch {
+	case werr != nil:
+		return s.rollback(fmt.Errorf("write the bets file: %w", werr), prevD, prevJ, true)
 	case derr != nil:
 		return s.rollback(fmt.Errorf("fsync the bets file: %w", derr), prevD, prevJ, true)
 	case jerr != nil:
@@ -365,23 +383,11 @@ func (s *Store) write(data, rec []byte, inline bool) error {
 	}
 	if len(data) > 0 && !inline {
 		s.synced = prevD + int64(len(data))
+		s.dataCap = max(s.dataCap, s.synced) // ahead did not see a direct write
 	}
 	s.m.fsync.Observe(took.Seconds())
 	s.logSlow(took, len(data))
 	return nil
-}
-
-// writeData writes a group's rows at off in the bets file. A group too
-// large to keep zeros ahead of goes past the page cache where the file
-// allows it (fsys.DirectWriter): it is written once and read back only
-// at a restart or the draw, and copying it into fresh page-cache pages
-// cost the throughput central a quarter of its CPU (docs/BENCHMARKS.md).
-// A smaller one is written through the page cache, where its zeros are.
-func (s *Store) writeData(data []byte, off int64) (int, error) {
-	if dw, ok := s.data.(fsys.DirectWriter); ok && len(data) > preallocMaxWrite {
-		return dw.WriteDirectAt(data, off)
-	}
-	return s.data.WriteAt(data, off)
 }
 
 // ahead keeps a file zeroed ahead of its end, so that the commits after

@@ -609,6 +609,14 @@ func (h *File) WriteAt(p []byte, off int64) (int, error) {
 	return len(p), nil
 }
 
+// WriteDirectAt implements fsys.DirectWriter as WriteAt (an OpWrite):
+// bytes written past the page cache are no more durable before Sync than
+// others (the disk's cache holds them), so the model is the same, and the
+// store takes the same path over this file system as over the real one.
+func (h *File) WriteDirectAt(p []byte, off int64) (int, error) { return h.WriteAt(p, off) }
+
+var _ fsys.DirectWriter = (*File)(nil)
+
 func (h *File) put(p []byte, off int64) {
 	if len(p) == 0 {
 		return
