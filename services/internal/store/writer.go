@@ -337,7 +337,7 @@ func (s *Store) write(data, rec []byte, inline bool) error {
 	}
 	prevD, prevJ := s.disk, s.jsize
 	dw, direct := s.data.(fsys.DirectWriter)
-	direct = direct && len(data) > preallocMaxWrite && !s.opts.SerialSync
+	direct = direct && len(data) > preallocMaxWrite && !inline && !s.opts.SerialSync
 	if len(data) > 0 && !direct {
 		if _, err := s.data.WriteAt(data, prevD); err != nil {
 			return s.rollback(fmt.Errorf("write the bets file: %w", err), prevD, prevJ, false)

@@ -43,8 +43,9 @@ type direct struct {
 // ends are written through the page cache (the one at the start is, in
 // an appending file, the block the previous write ended in, still
 // cached), and the whole blocks between them with O_DIRECT. A file system
-// that refuses O_DIRECT (tmpfs, some FUSE ones) gets plain writes, from
-// the first refusal on.
+// that refuses O_DIRECT at open or at the first write (EINVAL,
+// EOPNOTSUPP: some FUSE and network ones, tmpfs before Linux 6.6) gets
+// plain writes from the first refusal on.
 func (o *osFile) WriteDirectAt(p []byte, off int64) (int, error) {
 	o.dio.mu.Lock()
 	defer o.dio.mu.Unlock()
@@ -68,8 +69,8 @@ func (o *osFile) WriteDirectAt(p []byte, off int64) (int, error) {
 		copy(buf, p[at-off:])
 		k, err := o.dio.d.WriteAt(buf, at)
 		if err != nil {
-			if k == 0 && errors.Is(err, syscall.EINVAL) {
-				// Refused for its alignment or the file system, so
+			if k == 0 && (errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EOPNOTSUPP)) {
+				// Refused for its alignment or by the file system, so
 				// nothing was written: plain writes from here on.
 				o.dio.disable()
 				k, err := o.f.WriteAt(p[at-off:], at)

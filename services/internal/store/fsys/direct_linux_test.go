@@ -7,7 +7,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"unsafe"
 )
 
 // TestWriteDirectAtWritesWhatWriteAtWrites drives a file through
@@ -149,6 +151,117 @@ func TestWriteDirectAtBypassesThePageCache(t *testing.T) {
 				t.Fatalf("direct writes on: %v; O_DIRECT opens here: %v", on, supported)
 			}
 		})
+	}
+}
+
+// TestWriteDirectAtLeavesThePageCacheAlone asks the kernel (mincore on a
+// mapping of the file) which of a file's pages are in the page cache after
+// a 1 MiB write at an unaligned offset: through WriteDirectAt only the two
+// partial blocks at its ends, through WriteAt all of them (which shows the
+// check can see them).
+func TestWriteDirectAtLeavesThePageCacheAlone(t *testing.T) {
+	dir := t.TempDir()
+	if !directSupported(t, dir) {
+		t.Skipf("O_DIRECT does not work in %s", dir)
+	}
+	if os.Getpagesize() != directAlign {
+		t.Skipf("pages of %d bytes", os.Getpagesize())
+	}
+	const off, n = 100, 1 << 20
+	p := bytes.Repeat([]byte("0123456789abcdef"), n/16)
+	pages := (off + n + directAlign - 1) / directAlign
+	for _, tc := range []struct {
+		name   string
+		direct bool
+	}{{"WriteAt", false}, {"WriteDirectAt", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := filepath.Join(dir, tc.name)
+			f, err := OS{}.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if tc.direct {
+				_, err = f.(DirectWriter).WriteDirectAt(p, off)
+			} else {
+				_, err = f.WriteAt(p, off)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := resident(t, f.(*osFile).f, pages)
+			for i, r := range in {
+				want := !tc.direct || i == 0 || i == pages-1
+				if r != want {
+					t.Fatalf("page %d of %d in the page cache: %v, want %v", i, pages, r, want)
+				}
+			}
+		})
+	}
+}
+
+// resident reports, page by page, whether f's first pages are in the page
+// cache (mincore(2) on a shared read-only mapping, which faults nothing in).
+func resident(t *testing.T, f *os.File, pages int) []bool {
+	t.Helper()
+	m, err := syscall.Mmap(int(f.Fd()), 0, pages*directAlign, syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(m)
+	vec := make([]byte, pages)
+	if _, _, e := syscall.Syscall(syscall.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		t.Fatalf("mincore: %v", e)
+	}
+	out := make([]bool, pages)
+	for i, v := range vec {
+		out[i] = v&1 != 0
+	}
+	return out
+}
+
+// TestWriteDirectAtFallsBackWhenRefused makes the kernel refuse a direct
+// write (EINVAL: its memory is not aligned) after the write's head block
+// went through the page cache: the write completes through the page cache,
+// the file holds what plain writes leave, and direct writes stay off.
+func TestWriteDirectAtFallsBackWhenRefused(t *testing.T) {
+	dir := t.TempDir()
+	if !directSupported(t, dir) {
+		t.Skipf("O_DIRECT does not work in %s", dir)
+	}
+	name := filepath.Join(dir, "f")
+	f, err := OS{}.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	o := f.(*osFile)
+	first := bytes.Repeat([]byte("a"), 3*directAlign)
+	if _, err := o.WriteDirectAt(first, 0); err != nil || !o.dio.on() {
+		t.Fatalf("first write: %v, direct on: %v", err, o.dio.on())
+	}
+	// The stage, shifted by one byte: the next direct write's memory is
+	// not aligned, which O_DIRECT refuses with EINVAL before writing.
+	b := make([]byte, directChunk+2*directAlign)
+	o.dio.stage = b[1 : 1+directChunk]
+	if uintptr(unsafe.Pointer(&o.dio.stage[0]))%directAlign == 0 {
+		t.Fatal("the shifted stage is aligned")
+	}
+	second := bytes.Repeat([]byte("0123456789"), 2*directAlign)
+	const at = 3*directAlign + 10
+	if n, err := o.WriteDirectAt(second, at); err != nil || n != len(second) {
+		t.Fatalf("refused write: %d, %v", n, err)
+	}
+	if o.dio.on() {
+		t.Fatal("direct writes are still on after the kernel refused one")
+	}
+	want := append(append(first, make([]byte, 10)...), second...)
+	got, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("the file holds %d bytes, not the %d written", len(got), len(want))
 	}
 }
 

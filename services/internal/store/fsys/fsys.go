@@ -102,8 +102,9 @@ func (OS) Lock(name string, perm fs.FileMode) (File, error) {
 }
 
 // DirectWriter is a File that can write a large span without copying it
-// into the page cache. Only OS's files are DirectWriters; faultfs's are
-// not, and a caller uses WriteAt for them.
+// into the page cache. OS's files are DirectWriters; faultfs's are too,
+// as plain writes (what a power cut keeps is the same); a caller uses
+// WriteAt for a File that is not.
 type DirectWriter interface {
 	// WriteDirectAt is WriteAt, with the same result in the file and the
 	// same durability (none before Sync), for a write worth sending to the
