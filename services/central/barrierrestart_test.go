@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/loteria/loteria/internal/testenv"
 	"github.com/loteria/loteria/services/central"
 	"github.com/loteria/loteria/services/internal/wire"
@@ -94,6 +96,7 @@ func TestBarrierTimeoutHoldsAcrossARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	restarted := time.Now()
 	second := startCentral(t, central.Config{Agencies: 3, BarrierTimeout: 200 * time.Millisecond}, withStore(path))
 	// Agency 1 comes back for its winners; 2 and 3 never come: only the
 	// timeout armed at the restart can hold the draw. Nothing here races
@@ -106,5 +109,12 @@ func TestBarrierTimeoutHoldsAcrossARestart(t *testing.T) {
 	one.expect("111")
 	if d := second.srv.Status().LastDraw; d == nil || d.Reason != "timeout" {
 		t.Fatalf("last draw %+v, want one closed by the barrier timeout", d)
+	}
+	// The round's first END is from before the restart: the gauge counts
+	// from the restart, so it holds at least the timeout and at most the
+	// time since the restart (it was never set before the fix).
+	got := testutil.ToFloat64(counterWith(t, second.reg, "loteria_barrier_first_end_to_draw_seconds", "", ""))
+	if since := time.Since(restarted).Seconds(); got < 0.2 || got > since {
+		t.Fatalf("loteria_barrier_first_end_to_draw_seconds = %v, want the 0.2 s timeout or more, and at most the %.3f s since the restart", got, since)
 	}
 }

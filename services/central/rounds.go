@@ -194,7 +194,12 @@ func (rs *rounds) start() {
 		// first, and the timeout used never to fire then, so one crash
 		// undid the operator's guard against a dead agency (helper-35).
 		// Before the listeners accept, so no END races it.
+		// The same goes for loteria_barrier_first_end_to_draw_seconds:
+		// its first END is before this process, so the restart stands in.
 		if cur.finished() > 0 {
+			cur.mu.Lock()
+			cur.firstEnd = time.Now()
+			cur.mu.Unlock()
 			rs.armBarrierTimeout(cur)
 		}
 		if n := cur.finished(); n >= rs.expected {
