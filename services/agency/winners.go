@@ -101,10 +101,10 @@ func (r *run) readWinners(ctx context.Context, cn *conn, round int, exact bool, 
 	if err != nil {
 		var ae *wire.AckError
 		if errors.As(err, &ae) && c.opts.Protocol == ProtocolLoteria && wire.Retryable(ae.Code) {
-			return fail(retryable(c.fail(reasonErrorAck, err)))
+			return fail(retryable(c.fail(reasonErrorAck, fmt.Errorf("END of round %d: %w", round, err))))
 		}
 		if errors.As(err, &ae) {
-			return fail(c.fail(reasonErrorAck, fmt.Errorf("%w%s", err, codeHint(ae.Code, c.opts.Agency))))
+			return fail(c.fail(reasonErrorAck, fmt.Errorf("END of round %d: %w%s", round, err, codeHint(ae.Code, c.opts.Agency))))
 		}
 		return fail(c.fail(reasonSession, fmt.Errorf("winners of round %d: %w", round, err)))
 	}

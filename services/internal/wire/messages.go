@@ -91,8 +91,9 @@ func AppendCodedError(dst []byte, code, msg string) []byte {
 	return AppendErrorAck(dst, code+": "+msg)
 }
 
-// ErrAckRejected is wrapped by the error ParseAck returns for an error ack.
-var ErrAckRejected = errors.New("central rejected the batch")
+// ErrAckRejected is wrapped by the error ParseAck returns for an error ack,
+// whatever it answered (a batch, a HELLO, an END): the caller says which.
+var ErrAckRejected = errors.New("the central answered with an error")
 
 // AckError is an error ack: Code is "" when the message carries none (a
 // seed server's).

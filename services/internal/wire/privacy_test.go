@@ -1,6 +1,7 @@
 package wire_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -214,6 +215,24 @@ func TestAckErrorNeverRepeatsThePeer(t *testing.T) {
 		}
 		if n, ok := ae.Line(); (tt.line != 0) != ok || n != tt.line {
 			t.Errorf("%q: Line() = %d, %v; want %d", tt.ack, n, ok, tt.line)
+		}
+	}
+}
+
+// TestAckErrorDoesNotSayWhatItAnswered: an error ack answers a batch, a
+// HELLO or an END, and only the caller knows which, so its text claims
+// none of them ("central rejected the batch" was what a refused HELLO
+// printed).
+func TestAckErrorDoesNotSayWhatItAnswered(t *testing.T) {
+	for _, ack := range []string{"error;agency: not this connection's", "error;version: 9", "error;round: none", "error;closed: drawn"} {
+		err := wire.ParseAck([]byte(ack))
+		if !errors.Is(err, wire.ErrAckRejected) {
+			t.Fatalf("%q: ParseAck = %v, want it to wrap ErrAckRejected", ack, err)
+		}
+		for _, word := range []string{"batch", "HELLO", "END"} {
+			if strings.Contains(err.Error(), word) {
+				t.Errorf("%q: %q says %q: the caller says what was answered", ack, err, word)
+			}
 		}
 	}
 }
