@@ -25,11 +25,10 @@ const (
 // direct is a file's second descriptor, opened with O_DIRECT on the first
 // WriteDirectAt, and the aligned memory its writes go out from.
 //
-// Why: a buffered write copies every byte into the page cache, and on a
-// virtual machine whose host backs guest memory on first touch, the page
-// cache's fresh pages cost more than the copy (the throughput central
-// spent 24% of its CPU in pwrite, 2-3 ms a MiB; O_DIRECT 0.14-0.26 ms,
-// docs/BENCHMARKS.md). The store's rows are written once and read back
+// Why: a buffered write copies every byte into the page cache, and on the
+// virtual machines measured, the page cache's fresh pages cost more than
+// the copy (the throughput central spent 24% of its CPU in pwrite, about
+// 2 ms a MiB; O_DIRECT 0.14-0.26 ms, docs/BENCHMARKS.md section 2). The store's rows are written once and read back
 // only after a restart or at the draw, so the page cache gains little
 // from holding them.
 type direct struct {
