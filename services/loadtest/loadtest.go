@@ -309,7 +309,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 			r.src = src
 			var stream agency.Stream = agency.OneShot(src, src.fingerprint(cfg, id), -1)
-			if cfg.Restarts > 0 {
+			if resumable(cfg) {
 				// Resumable: the agency reopens its stream at the mark the
 				// restarted central reports. The oracle is built from the
 				// same generator, bet by bet, as the check needs it.
@@ -389,6 +389,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.finish()
 	return rep, nil
+}
+
+// resumable reports whether the agencies' streams can be reopened at a
+// central's mark: with the restart mode, and against a central of --addr
+// for a fixed number of generated bets (--bets N), so that the operator
+// may restart that central during the run and the agencies resume (one
+// pass of the generator more per agency, before it starts, builds the
+// oracle). A timed run's or a data file's stream is read once.
+func resumable(cfg Config) bool {
+	if cfg.Restarts > 0 {
+		return true
+	}
+	return cfg.Addr != "" && cfg.Duration == 0 && cfg.Bets > 0 && cfg.DataDir == "" && cfg.Protocol == agency.ProtocolLoteria
 }
 
 // restartLoop kills and reopens the central every cfg.RestartEvery,

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loteria/loteria/internal/testenv"
 )
 
 func TestBucketsCoverEveryValue(t *testing.T) {
@@ -397,5 +399,76 @@ func TestRoundAwareWinners(t *testing.T) {
 	rep.WriteText(&text)
 	if rep.Failed {
 		t.Fatalf("round-aware run failed:\n%s", text.String())
+	}
+}
+
+// TestExternalCentralRestarted: a run against a central of --addr with a
+// fixed number of bets survives that central being killed and reopened on
+// its store mid-run (it used to fail every agency: "this stream cannot be
+// reopened"), and the store then holds each agency's bets once, read back
+// with encoding/csv.
+func TestExternalCentralRestarted(t *testing.T) {
+	const agencies, bets = 4, 6000
+	path := filepath.Join(t.TempDir(), "bets.csv")
+	own := newInproc(Config{Agencies: agencies}, path)
+	if err := own.start(); err != nil {
+		t.Fatal(err)
+	}
+	defer own.stop()
+	type result struct {
+		rep *Report
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// Paced so that the run lasts about a second and a half.
+		rep, err := Run(t.Context(), Config{Agencies: agencies, Bets: bets, Batch: 50, InFlight: 4, Rate: 16000,
+			Addr: own.address(), Timeout: time.Minute})
+		done <- result{rep, err}
+	}()
+	testenv.Eventually(t, 30*time.Second, "a quarter of the bets to be stored", func() bool {
+		st, err := os.Stat(path)
+		return err == nil && st.Size() > agencies*bets*40/4
+	})
+	if err := own.kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := own.start(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.rep.Failed {
+		var text bytes.Buffer
+		r.rep.WriteText(&text)
+		t.Fatalf("the run failed across the restart:\n%s", text.String())
+	}
+	if err := own.stop(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	per, seen := map[string]int{}, map[string]bool{}
+	for _, row := range rows {
+		key := strings.Join(row, ",")
+		if seen[key] {
+			t.Fatalf("row stored twice: agency %s", row[0])
+		}
+		seen[key] = true
+		per[row[0]]++
+	}
+	for a := 1; a <= agencies; a++ {
+		if got := per[strconv.Itoa(a)]; got != bets {
+			t.Errorf("agency %d: %d bets stored, want %d", a, got, bets)
+		}
 	}
 }
