@@ -346,23 +346,13 @@ func TestFirstID(t *testing.T) {
 			t.Fatal(r.err)
 		}
 		if r.rep.Failed {
-			var text bytes.Buffer
-			r.rep.WriteText(&text)
-			t.Errorf("correctness check failed:\n%s", text.String())
+			t.Errorf("correctness check failed:\n%s", reportText(r.rep))
 		}
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(filepath.Join(dir, "bets.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := readRows(t, filepath.Join(dir, "bets.csv"))
 	per := map[string]int{}
 	for _, r := range rows {
 		per[r[0]]++
@@ -441,24 +431,13 @@ func TestExternalCentralRestarted(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	if r.rep.Failed {
-		var text bytes.Buffer
-		r.rep.WriteText(&text)
-		t.Fatalf("the run failed across the restart:\n%s", text.String())
+		t.Fatalf("the run failed across the restart:\n%s", reportText(r.rep))
 	}
 	if err := own.stop(); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
 	per, seen := map[string]int{}, map[string]bool{}
-	for _, row := range rows {
+	for _, row := range readRows(t, path) {
 		key := strings.Join(row, ",")
 		if seen[key] {
 			t.Fatalf("row stored twice: agency %s", row[0])
@@ -471,4 +450,26 @@ func TestExternalCentralRestarted(t *testing.T) {
 			t.Errorf("agency %d: %d bets stored, want %d", a, got, bets)
 		}
 	}
+}
+
+// readRows reads a bets file back with encoding/csv, the oracle's reader.
+func readRows(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// reportText is a report as the load tool prints it.
+func reportText(rep *Report) string {
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	return text.String()
 }
