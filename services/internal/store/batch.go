@@ -102,7 +102,7 @@ func (b *batch) Add(bet ledger.Bet) {
 	if i < b.skip || i >= b.n {
 		return
 	}
-	*b.rows = AppendRow(*b.rows, b.agency, bet.FirstName, bet.LastName, bet.Document, bet.Birthdate, bet.Number)
+	*b.rows = appendBetRow(*b.rows, b.agency, bet)
 }
 
 // New implements ledger.Batch.

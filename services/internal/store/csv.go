@@ -1,11 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/bits"
 	"strconv"
 
 	"github.com/loteria/loteria/services/internal/base10"
+	"github.com/loteria/loteria/services/internal/ledger"
 )
 
 // AppendRow appends one bet as a row of the seed's bets file:
@@ -45,6 +47,32 @@ func AppendRow[T ~string | ~[]byte](dst []byte, agency int, first, last, documen
 	dst = appendField(dst, birthdate)
 	dst = append(dst, ',')
 	dst = strconv.AppendInt(dst, int64(number), 10)
+	return append(dst, '\n')
+}
+
+// appendBetRow appends a bet that passed lottery validation (what a
+// ledger.Bet is) as AppendRow would, without AppendRow's check of the
+// whole row. Validation leaves '"' as the only byte that can make one of
+// its fields need quotes: a name may hold no ',' and no control character
+// (CR and LF among them), a document only digits, a birthdate only
+// YYYY-MM-DD (TestValidationLeavesOnlyQuotesToQuote pins each). So only the
+// names are looked at, with IndexByte; a name with a '"' takes AppendRow.
+// The check it skips was 16% of the central's CPU at 4.5 M bets/s.
+func appendBetRow(dst []byte, agency int, b ledger.Bet) []byte {
+	if bytes.IndexByte(b.FirstName, '"') >= 0 || bytes.IndexByte(b.LastName, '"') >= 0 {
+		return AppendRow(dst, agency, b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number)
+	}
+	dst = base10.Append(dst, agency)
+	dst = append(dst, ',')
+	dst = append(dst, b.FirstName...)
+	dst = append(dst, ',')
+	dst = append(dst, b.LastName...)
+	dst = append(dst, ',')
+	dst = append(dst, b.Document...)
+	dst = append(dst, ',')
+	dst = append(dst, b.Birthdate...)
+	dst = append(dst, ',')
+	dst = base10.Append(dst, b.Number)
 	return append(dst, '\n')
 }
 

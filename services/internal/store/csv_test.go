@@ -11,6 +11,13 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/loteria/loteria/services/internal/datagen"
+	"github.com/loteria/loteria/services/internal/ledger"
+	"github.com/loteria/loteria/services/internal/lottery"
 )
 
 func TestAppendRow(t *testing.T) {
@@ -307,5 +314,103 @@ func TestAppendRowAgainstQuoteMinimal(t *testing.T) {
 		if got := AppendRow(nil, agency, []byte(f[0]), []byte(f[1]), []byte(f[2]), []byte(f[3]), number); string(got) != want {
 			t.Fatalf("AppendRow([]byte: %d, %q, %d) = %q, want %q", agency, f, number, got, want)
 		}
+	}
+}
+
+// TestAppendBetRowIsAppendRow compares appendBetRow with AppendRow on
+// generated bets and on names with '"' at the start, inside and at the end.
+func TestAppendBetRowIsAppendRow(t *testing.T) {
+	g := datagen.New(datagen.Options{Seed: 7, Agency: 3})
+	quoted := []string{`"Pepe"`, `Ana "la Negra"`, `O"Neil`, `x"`, `"`, `""`}
+	for i := range 20000 {
+		bet := g.Next()
+		first, last := bet.FirstName, bet.LastName
+		switch i % 7 {
+		case 1:
+			first = quoted[i%len(quoted)]
+		case 2:
+			last = quoted[(i/7)%len(quoted)]
+		}
+		b := ledger.Bet{FirstName: []byte(first), LastName: []byte(last), Document: []byte(bet.Document),
+			Birthdate: []byte(bet.Birthdate), Number: bet.Number}
+		agency := 1 + i%1000
+		got := string(appendBetRow([]byte("prefix\n"), agency, b))
+		want := string(AppendRow([]byte("prefix\n"), agency, b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number))
+		if got != want {
+			t.Fatalf("bet %d: appendBetRow wrote %q, AppendRow %q", i, got, want)
+		}
+	}
+}
+
+// TestValidationLeavesOnlyQuotesToQuote pins what appendBetRow relies on:
+// of what lottery validation accepts, only a '"' in a name needs quotes.
+// Every rune inside a name, and every byte at every position of a
+// document and of a birthdate.
+func TestValidationLeavesOnlyQuotesToQuote(t *testing.T) {
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if !utf8.ValidRune(r) {
+			continue
+		}
+		name := "a" + string(r) + "b"
+		if lottery.ValidateName(lottery.FieldFirstName, name) == nil && needsQuotes(name) && r != '"' {
+			t.Fatalf("a name with %U passes validation and needs quotes", r)
+		}
+	}
+	rules := lottery.NewRules(time.Date(2026, 12, 8, 0, 0, 0, 0, time.UTC))
+	for i := range int64(14) {
+		b := testBet(1, i)
+		if _, err := rules.ValidateFields(b.FirstName, b.LastName, b.Document, b.Birthdate, []byte(strconv.Itoa(b.Number))); err != nil {
+			t.Fatalf("the tests' bet %d is not a valid bet, which a ledger.Bet is: %v", i, err)
+		}
+	}
+	for _, valid := range []string{"30904465", "1999-03-17"} {
+		for i := range len(valid) {
+			for c := range 256 {
+				f := []byte(valid)
+				f[i] = byte(c)
+				var err error
+				if valid[4] == '-' {
+					_, err = lottery.ParseDate(f)
+				} else {
+					err = lottery.ValidateDocument(f)
+				}
+				if err == nil && needsQuotes(f) {
+					t.Fatalf("%q passes validation and needs quotes", f)
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkAppendBetRow encodes generated bets as the store's batches do.
+func BenchmarkAppendBetRow(b *testing.B) {
+	g := datagen.New(datagen.Options{Seed: 1, Agency: 1})
+	var bets []ledger.Bet
+	for range 4096 {
+		bet := g.Next()
+		bets = append(bets, ledger.Bet{FirstName: []byte(bet.FirstName), LastName: []byte(bet.LastName),
+			Document: []byte(bet.Document), Birthdate: []byte(bet.Birthdate), Number: bet.Number})
+	}
+	for _, tc := range []struct {
+		name   string
+		encode func([]byte, int, ledger.Bet) []byte
+	}{
+		{"appendBetRow", appendBetRow},
+		{"AppendRow", func(dst []byte, agency int, bet ledger.Bet) []byte {
+			return AppendRow(dst, agency, bet.FirstName, bet.LastName, bet.Document, bet.Birthdate, bet.Number)
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			buf := make([]byte, 0, 64<<10)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if len(buf) > 60<<10 {
+					buf = buf[:0]
+				}
+				buf = tc.encode(buf, 1+i%1000, bets[i%len(bets)])
+				i++
+			}
+		})
 	}
 }
