@@ -144,6 +144,9 @@ type Store struct {
 	dataCap, journalCap int64
 	zeros               []byte // zeros for ahead, grown as it needs
 	aheadNoRoom         bool   // the disk had no room for zeros: ahead stopped
+	// The log has said that the bets file's large groups go through the
+	// page cache, its file system refusing direct writes (the writer's).
+	directOffSaid bool
 
 	bufs bufPools // *[]byte row buffers of batches
 

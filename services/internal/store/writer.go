@@ -385,6 +385,13 @@ func (s *Store) write(data, rec []byte, inline bool) error {
 		s.synced = prevD + int64(len(data))
 		s.dataCap = max(s.dataCap, s.synced) // ahead did not see a direct write
 	}
+	if direct && !s.directOffSaid {
+		if why := dw.DirectOff(); why != nil {
+			s.directOffSaid = true
+			s.log.Warn("large commit groups go through the page cache from now on, at a cost in CPU: the file system refused direct writes",
+				"err", why)
+		}
+	}
 	s.m.fsync.Observe(took.Seconds())
 	s.logSlow(took, len(data))
 	return nil

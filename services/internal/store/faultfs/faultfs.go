@@ -615,6 +615,9 @@ func (h *File) WriteAt(p []byte, off int64) (int, error) {
 // store takes the same path over this file system as over the real one.
 func (h *File) WriteDirectAt(p []byte, off int64) (int, error) { return h.WriteAt(p, off) }
 
+// DirectOff implements fsys.DirectWriter: a faultfs file never refuses.
+func (h *File) DirectOff() error { return nil }
+
 var _ fsys.DirectWriter = (*File)(nil)
 
 func (h *File) put(p []byte, off int64) {

@@ -4,6 +4,7 @@ package fsys
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"syscall"
@@ -35,6 +36,7 @@ type direct struct {
 	mu    sync.Mutex
 	d     *os.File // nil: not opened yet, or unsupported (off)
 	off   bool     // direct writes do not work on this file: plain writes
+	why   error    // what turned them off
 	stage []byte   // directAlign-aligned, at most directChunk bytes
 }
 
@@ -71,7 +73,7 @@ func (o *osFile) WriteDirectAt(p []byte, off int64) (int, error) {
 			if k == 0 && (errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EOPNOTSUPP)) {
 				// Refused for its alignment or by the file system, so
 				// nothing was written: plain writes from here on.
-				o.dio.disable()
+				o.dio.disable(fmt.Errorf("a direct write was refused: %w", err))
 				k, err := o.f.WriteAt(p[at-off:], at)
 				return n + k, err
 			}
@@ -102,14 +104,14 @@ func (d *direct) open(f *os.File) bool {
 	}
 	g, err := os.OpenFile(f.Name(), os.O_WRONLY|directFlag, 0)
 	if err != nil {
-		d.off = true
+		d.off, d.why = true, fmt.Errorf("open for direct writes: %w", err)
 		return false
 	}
 	a, aerr := f.Stat()
 	b, berr := g.Stat()
 	if aerr != nil || berr != nil || !os.SameFile(a, b) {
 		g.Close() // the name now names another file: stay with f alone
-		d.off = true
+		d.off, d.why = true, fmt.Errorf("open %s for direct writes: the name no longer names the open file", f.Name())
 		return false
 	}
 	d.d = g
@@ -131,8 +133,8 @@ func (d *direct) buf(n int) []byte {
 	return d.stage[:n]
 }
 
-func (d *direct) disable() {
-	d.off = true
+func (d *direct) disable(why error) {
+	d.off, d.why = true, why
 	if d.d != nil {
 		d.d.Close()
 		d.d = nil
@@ -149,6 +151,13 @@ func (d *direct) close() error {
 	err := d.d.Close()
 	d.d = nil
 	return err
+}
+
+// DirectOff implements DirectWriter.
+func (o *osFile) DirectOff() error {
+	o.dio.mu.Lock()
+	defer o.dio.mu.Unlock()
+	return o.dio.why
 }
 
 // directOn reports whether f's direct writes go out with O_DIRECT (for

@@ -4,6 +4,7 @@ package fsys
 
 import (
 	"bytes"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -150,6 +151,9 @@ func TestWriteDirectAtBypassesThePageCache(t *testing.T) {
 			if on := f.(*osFile).dio.on(); on != supported {
 				t.Fatalf("direct writes on: %v; O_DIRECT opens here: %v", on, supported)
 			}
+			if off := f.(DirectWriter).DirectOff(); (off == nil) != supported {
+				t.Fatalf("DirectOff() = %v; O_DIRECT opens here: %v", off, supported)
+			}
 		})
 	}
 }
@@ -237,8 +241,8 @@ func TestWriteDirectAtFallsBackWhenRefused(t *testing.T) {
 	defer f.Close()
 	o := f.(*osFile)
 	first := bytes.Repeat([]byte("a"), 3*directAlign)
-	if _, err := o.WriteDirectAt(first, 0); err != nil || !o.dio.on() {
-		t.Fatalf("first write: %v, direct on: %v", err, o.dio.on())
+	if _, err := o.WriteDirectAt(first, 0); err != nil || !o.dio.on() || o.DirectOff() != nil {
+		t.Fatalf("first write: %v, direct on: %v, DirectOff: %v", err, o.dio.on(), o.DirectOff())
 	}
 	// The stage, shifted by one byte: the next direct write's memory is
 	// not aligned, which O_DIRECT refuses with EINVAL before writing.
@@ -254,6 +258,9 @@ func TestWriteDirectAtFallsBackWhenRefused(t *testing.T) {
 	}
 	if o.dio.on() {
 		t.Fatal("direct writes are still on after the kernel refused one")
+	}
+	if off := o.DirectOff(); !errors.Is(off, syscall.EINVAL) {
+		t.Fatalf("DirectOff() = %v, want the kernel's EINVAL", off)
 	}
 	want := append(append(first, make([]byte, 10)...), second...)
 	got, err := os.ReadFile(name)

@@ -114,6 +114,11 @@ type DirectWriter interface {
 	// and it is WriteAt where it does not. It is meant for large writes
 	// (tens of KiB and more) that nothing reads back soon.
 	WriteDirectAt(p []byte, off int64) (int, error)
+	// DirectOff says why WriteDirectAt now writes through the page cache:
+	// the file system refused to bypass it (at the open of the second
+	// descriptor or at a write). It is nil while no refusal is known,
+	// and where bypassing is never tried.
+	DirectOff() error
 }
 
 var _ DirectWriter = (*osFile)(nil)
