@@ -42,6 +42,9 @@ import (
 const AtMark int64 = -1
 
 // Bet is one validated bet, its fields pointing into the frame it came in.
+// Validated means it passed lottery.Rules: the store writes its fields as
+// they are, quoting only a name that holds a '"', so a field with a comma
+// or a line break would break its row.
 type Bet struct {
 	FirstName []byte
 	LastName  []byte

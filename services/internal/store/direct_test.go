@@ -31,8 +31,9 @@ func (f refusingFile) WriteDirectAt(p []byte, off int64) (int, error) { return f
 func (refusingFile) DirectOff() error { return errors.New("the test's file system refuses O_DIRECT") }
 
 // TestDirectWritesRefusedAreLoggedOnce: when the bets file's file system
-// refuses direct writes, the store says once, at WARN, that its large
-// groups go through the page cache, and stores them all the same.
+// refuses direct writes, the store says once, at WARN, with the file and
+// the cause, that its large groups go through the page cache, and stores
+// them all the same.
 func TestDirectWritesRefusedAreLoggedOnce(t *testing.T) {
 	mem := faultfs.New()
 	var logs testenv.Buffer
@@ -42,10 +43,11 @@ func TestDirectWritesRefusedAreLoggedOnce(t *testing.T) {
 		must(t)(submit(s, 1, int64(i*n), int64(i*n), n))
 	}
 	closeT(t, s)
-	if got := strings.Count(logs.String(), "the file system refused direct writes"); got != 1 {
+	if got := strings.Count(logs.String(), "direct writes are off"); got != 1 {
 		t.Fatalf("the refusal is said %d times, want once:\n%s", got, logs.String())
 	}
-	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "refuses O_DIRECT") {
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "refuses O_DIRECT") ||
+		!strings.Contains(logs.String(), "path="+memPath) {
 		t.Fatalf("the refusal is not a warning with its cause:\n%s", logs.String())
 	}
 	if got := len(storedBets(t, memRead(t, mem, memPath))); got != 3*n {

@@ -388,8 +388,8 @@ func (s *Store) write(data, rec []byte, inline bool) error {
 	if direct && !s.directOffSaid {
 		if why := dw.DirectOff(); why != nil {
 			s.directOffSaid = true
-			s.log.Warn("large commit groups go through the page cache from now on, at a cost in CPU: the file system refused direct writes",
-				"err", why)
+			s.log.Warn("store: direct writes are off: large commit groups go through the page cache from now on, at a cost in CPU",
+				"path", s.path, "err", why)
 		}
 	}
 	s.m.fsync.Observe(took.Seconds())

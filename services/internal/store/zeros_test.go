@@ -171,12 +171,12 @@ func TestNearlyFullDisk(t *testing.T) {
 	if err := syscall.Statfs(dir, &st); err != nil {
 		t.Fatal(err)
 	}
-	free := int64(st.Bavail) * st.Bsize
+	free := int64(st.Bavail) * int64(st.Bsize) // Bsize is uint32 on darwin
 	if err := os.WriteFile(filepath.Join(dir, "filler"), make([]byte, free-128<<10), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	syscall.Statfs(dir, &st)
-	t.Logf("free now: %d bytes", int64(st.Bavail)*st.Bsize)
+	t.Logf("free now: %d bytes", int64(st.Bavail)*int64(st.Bsize))
 	s = openT(t, path, Options{})
 	defer s.Close()
 	m := s.Agency(1).Mark
@@ -185,7 +185,7 @@ func TestNearlyFullDisk(t *testing.T) {
 		err = r.Wait()
 	}
 	if err != nil {
-		t.Fatalf("3 bets (~150 B) with %d bytes free: %v", int64(st.Bavail)*st.Bsize, err)
+		t.Fatalf("3 bets (~150 B) with %d bytes free: %v", int64(st.Bavail)*int64(st.Bsize), err)
 	}
 }
 

@@ -109,7 +109,12 @@ func (d *direct) open(f *os.File) bool {
 	}
 	a, aerr := f.Stat()
 	b, berr := g.Stat()
-	if aerr != nil || berr != nil || !os.SameFile(a, b) {
+	if aerr != nil || berr != nil {
+		g.Close()
+		d.off, d.why = true, fmt.Errorf("stat %s for direct writes: %w", f.Name(), errors.Join(aerr, berr))
+		return false
+	}
+	if !os.SameFile(a, b) {
 		g.Close() // the name now names another file: stay with f alone
 		d.off, d.why = true, fmt.Errorf("open %s for direct writes: the name no longer names the open file", f.Name())
 		return false
