@@ -129,8 +129,10 @@ func (c *Config) defaults() error {
 		switch {
 		case c.Addr != "":
 			return errors.New("--restarts kills the load tool's own central: it cannot be used with --addr")
-		case c.Duration > 0 || c.Bets == 0:
+		case c.Duration > 0 || (c.Bets == 0 && c.DataDir == ""):
 			return errors.New("--restarts needs a fixed number of bets per agency (--bets N), so every agency's stream can be resumed and checked")
+		case c.DataDir != "" && c.Bets != 0:
+			return errors.New("--restarts with --data-dir resumes and checks each whole file: give --bets 0")
 		case c.Protocol != agency.ProtocolLoteria:
 			return errors.New("--restarts needs --protocol loteria: seed-protocol agencies cannot resume without duplicating")
 		case c.NoStore:
@@ -311,20 +313,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			var stream agency.Stream = agency.OneShot(src, src.fingerprint(cfg, id), -1)
 			if resumable(cfg) {
 				// Resumable: the agency reopens its stream at the mark the
-				// restarted central reports. The oracle is built from the
-				// same generator, bet by bet, as the check needs it.
-				gs, err := agency.NewGeneratedStream(id, cfg.Seed, int64(cfg.Bets))
+				// restarted central reports. The oracle is built from one
+				// more pass over the same file or generator, bet by bet.
+				rs, err := resumableStream(cfg, id, src.path)
+				if err == nil {
+					err = src.fromStream(rs)
+				}
 				if err != nil {
 					r.err, r.reason = err, "data"
 					failed.Add(1)
 					return
 				}
-				if err := src.fromStream(gs); err != nil {
-					r.err, r.reason = err, "data"
-					failed.Add(1)
-					return
-				}
-				stream = gs
+				stream = rs
 			}
 			deps := agency.Deps{Metrics: shared, OnAck: onAck}
 			if cfg.Rate > 0 {
@@ -393,15 +393,29 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 // resumable reports whether the agencies' streams can be reopened at a
 // central's mark: with the restart mode, and against a central of --addr
-// for a fixed number of generated bets (--bets N), so that the operator
-// may restart that central during the run and the agencies resume (one
-// pass of the generator more per agency, before it starts, builds the
-// oracle). A timed run's or a data file's stream is read once.
+// for a fixed number of generated bets (--bets N) or each whole data file
+// (--data-dir with --bets 0), so that the operator may restart that
+// central during the run and the agencies resume (one pass more over the
+// generator or the file, per agency before it starts, builds the oracle).
+// A timed run's stream, and a file's first N bets, are read once.
 func resumable(cfg Config) bool {
 	if cfg.Restarts > 0 {
 		return true
 	}
-	return cfg.Addr != "" && cfg.Duration == 0 && cfg.Bets > 0 && cfg.DataDir == "" && cfg.Protocol == agency.ProtocolLoteria
+	fixed := cfg.Bets > 0
+	if cfg.DataDir != "" {
+		fixed = cfg.Bets == 0
+	}
+	return cfg.Addr != "" && cfg.Duration == 0 && fixed && cfg.Protocol == agency.ProtocolLoteria
+}
+
+// resumableStream is agency id's resumable stream: its data file's
+// (path, when the run reads --data-dir) or its generated bets'.
+func resumableStream(cfg Config, id int, path string) (agency.Stream, error) {
+	if cfg.DataDir != "" {
+		return agency.OpenFileStream(path, id)
+	}
+	return agency.NewGeneratedStream(id, cfg.Seed, int64(cfg.Bets))
 }
 
 // restartLoop kills and reopens the central every cfg.RestartEvery,
@@ -584,7 +598,8 @@ func (s *source) fromStream(st agency.Stream) error {
 		s.n++
 		s.hash = hashBet(s.hash, b.Document, b.Number)
 		if b.Wins() {
-			s.winners = append(s.winners, b.Document)
+			// A copy: a file's bets share the reader's 64 KiB block.
+			s.winners = append(s.winners, strings.Clone(b.Document))
 		}
 	}
 	return nil

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/loteria/loteria/internal/testenv"
+	"github.com/loteria/loteria/services/internal/datagen"
 )
 
 func TestBucketsCoverEveryValue(t *testing.T) {
@@ -261,19 +262,52 @@ func TestWarmupLeavesEarlyBatchesOut(t *testing.T) {
 // run: every agency must finish with its own winners, and the store must
 // hold every agency's stream exactly once (the checks the report makes).
 func TestRestartMode(t *testing.T) {
-	rep, err := Run(t.Context(), Config{
-		Agencies: 20, Bets: 3000, Batch: 10, InFlight: 8, Rate: 30000, StoreDir: t.TempDir(),
-		Restarts: 3, RestartEvery: 150 * time.Millisecond, Timeout: time.Minute,
-	})
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"generated", Config{Agencies: 20, Bets: 3000}},
+		// Each whole file, resumed at the marks: before, the agencies sent
+		// generated bets instead, and the winners' check failed.
+		{"data files", Config{Agencies: 5, DataDir: writeDataDir(t, 5, 3000), Bets: 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.Batch, cfg.InFlight, cfg.Rate, cfg.StoreDir = 10, 8, 30000, t.TempDir()
+			cfg.Restarts, cfg.RestartEvery, cfg.Timeout = 3, 150*time.Millisecond, time.Minute
+			rep, err := Run(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := reportText(rep)
+			t.Logf("\n%s", text)
+			if rep.Failed || rep.Restarts != 3 || rep.AgenciesOK != cfg.Agencies {
+				t.Fatalf("restart run: failed=%v restarts=%d agencies ok=%d\n%s", rep.Failed, rep.Restarts, rep.AgenciesOK, text)
+			}
+		})
 	}
-	var text bytes.Buffer
-	rep.WriteText(&text)
-	t.Logf("\n%s", text.String())
-	if rep.Failed || rep.Restarts != 3 || rep.AgenciesOK != 20 {
-		t.Fatalf("restart run: failed=%v restarts=%d agencies ok=%d\n%s", rep.Failed, rep.Restarts, rep.AgenciesOK, text.String())
+}
+
+// TestRestartModeDataDirNeedsWholeFiles: --restarts resumes and checks each
+// whole file, so a prefix (--bets N) of the files is refused, saying so.
+func TestRestartModeDataDirNeedsWholeFiles(t *testing.T) {
+	_, err := Run(t.Context(), Config{Agencies: 2, DataDir: writeDataDir(t, 2, 100), Bets: 50, Restarts: 1})
+	if err == nil || !strings.Contains(err.Error(), "--bets 0") {
+		t.Fatalf("err = %v, want it to ask for --bets 0", err)
 	}
+}
+
+// writeDataDir writes agency-1..n.csv of bets generated bets each (datagen,
+// seed 11) to a new directory.
+func writeDataDir(t *testing.T, n, bets int) string {
+	t.Helper()
+	dir := t.TempDir()
+	for a := 1; a <= n; a++ {
+		if _, err := datagen.WriteFile(filepath.Join(dir, "agency-"+strconv.Itoa(a)+".csv"), datagen.Options{Seed: 11, Agency: a}, bets); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // TestUsedStoreRefused: the load tool checks a store against what it sent,
@@ -399,56 +433,78 @@ func TestRoundAwareWinners(t *testing.T) {
 // with encoding/csv.
 func TestExternalCentralRestarted(t *testing.T) {
 	const agencies, bets = 4, 6000
-	path := filepath.Join(t.TempDir(), "bets.csv")
-	own := newInproc(Config{Agencies: agencies}, path)
-	if err := own.start(); err != nil {
-		t.Fatal(err)
-	}
-	defer own.stop()
-	type result struct {
-		rep *Report
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		// Paced so that the run lasts about a second and a half.
-		rep, err := Run(t.Context(), Config{Agencies: agencies, Bets: bets, Batch: 50, InFlight: 4, Rate: 16000,
-			Addr: own.address(), Timeout: time.Minute})
-		done <- result{rep, err}
-	}()
-	testenv.Eventually(t, 30*time.Second, "a quarter of the bets to be stored", func() bool {
-		st, err := os.Stat(path)
-		return err == nil && st.Size() > agencies*bets*40/4
-	})
-	if err := own.kill(); err != nil {
-		t.Fatal(err)
-	}
-	if err := own.start(); err != nil {
-		t.Fatal(err)
-	}
-	r := <-done
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	if r.rep.Failed {
-		t.Fatalf("the run failed across the restart:\n%s", reportText(r.rep))
-	}
-	if err := own.stop(); err != nil {
-		t.Fatal(err)
-	}
-	per, seen := map[string]int{}, map[string]bool{}
-	for _, row := range readRows(t, path) {
-		key := strings.Join(row, ",")
-		if seen[key] {
-			t.Fatalf("row stored twice: agency %s", row[0])
+	for _, data := range []string{"", writeDataDir(t, agencies, bets)} {
+		name := "generated"
+		if data != "" {
+			name = "data files"
 		}
-		seen[key] = true
-		per[row[0]]++
-	}
-	for a := 1; a <= agencies; a++ {
-		if got := per[strconv.Itoa(a)]; got != bets {
-			t.Errorf("agency %d: %d bets stored, want %d", a, got, bets)
-		}
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bets.csv")
+			own := newInproc(Config{Agencies: agencies}, path)
+			if err := own.start(); err != nil {
+				t.Fatal(err)
+			}
+			defer own.stop()
+			type result struct {
+				rep *Report
+				err error
+			}
+			done := make(chan result, 1)
+			cfg := Config{Agencies: agencies, Bets: bets, Batch: 50, InFlight: 4, Rate: 16000, Addr: own.address(), Timeout: time.Minute}
+			if data != "" {
+				cfg.DataDir, cfg.Bets = data, 0 // each whole file
+			}
+			go func() {
+				// Paced so that the run lasts about a second and a half.
+				rep, err := Run(t.Context(), cfg)
+				done <- result{rep, err}
+			}()
+			testenv.Eventually(t, 30*time.Second, "a quarter of the bets to be stored", func() bool {
+				st, err := os.Stat(path)
+				return err == nil && st.Size() > agencies*bets*40/4
+			})
+			if err := own.kill(); err != nil {
+				t.Fatal(err)
+			}
+			if err := own.start(); err != nil {
+				t.Fatal(err)
+			}
+			r := <-done
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if r.rep.Failed {
+				t.Fatalf("the run failed across the restart:\n%s", reportText(r.rep))
+			}
+			if err := own.stop(); err != nil {
+				t.Fatal(err)
+			}
+			per, seen := map[string][]string{}, map[string]bool{}
+			for _, row := range readRows(t, path) {
+				key := strings.Join(row, ",")
+				if seen[key] {
+					t.Fatalf("row stored twice: agency %s", row[0])
+				}
+				seen[key] = true
+				per[row[0]] = append(per[row[0]], strings.Join(row[1:], ","))
+			}
+			for a := 1; a <= agencies; a++ {
+				got := per[strconv.Itoa(a)]
+				if len(got) != bets {
+					t.Errorf("agency %d: %d bets stored, want %d", a, len(got), bets)
+					continue
+				}
+				if data == "" {
+					continue
+				}
+				// The file's bets, read with encoding/csv, in order.
+				for i, rec := range readRows(t, filepath.Join(data, "agency-"+strconv.Itoa(a)+".csv")) {
+					if want := strings.Join(rec, ","); got[i] != want {
+						t.Fatalf("agency %d: stored bet %d is not the file's bet %d", a, i+1, i+1)
+					}
+				}
+			}
+		})
 	}
 }
 

@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.Prebuilt, "prebuilt", false, "cheap load: each agency sends a few prebuilt frames over and over (seed protocol) on a raw connection, so the run measures the central, not bet generation")
 	fs.BoolVar(&cfg.TLS, "tls", false, "agencies connect over mutual TLS, each with its own certificate (made for the run, or from --tls-dir with --addr)")
 	fs.StringVar(&cfg.TLSDir, "tls-dir", "", "with --tls and --addr: the directory bin/certs wrote (ca.pem, agency-<i>.pem, agency-<i>-key.pem)")
-	fs.IntVar(&cfg.Restarts, "restarts", 0, "kill and reopen the in-process central this many times during the run (needs --bets), then check every bet is stored exactly once")
+	fs.IntVar(&cfg.Restarts, "restarts", 0, "kill and reopen the in-process central this many times during the run (needs --bets N, or --bets 0 with --data-dir), then check every bet is stored exactly once")
 	fs.DurationVar(&cfg.RestartEvery, "restart-every", 500*time.Millisecond, "time between restarts (jittered ±50%)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "per-ack timeout")
 	fs.DurationVar(&cfg.Warmup, "warmup", 0, "leave the batches due in the first part of the run out of the latency figures")
