@@ -21,17 +21,7 @@ import (
 // have written. Otherwise it is written again field by field.
 func AppendRow[T ~string | ~[]byte](dst []byte, agency int, first, last, document, birthdate T, number int) []byte {
 	start := len(dst)
-	dst = base10.Append(dst, agency)
-	dst = append(dst, ',')
-	dst = append(dst, first...)
-	dst = append(dst, ',')
-	dst = append(dst, last...)
-	dst = append(dst, ',')
-	dst = append(dst, document...)
-	dst = append(dst, ',')
-	dst = append(dst, birthdate...)
-	dst = append(dst, ',')
-	dst = base10.Append(dst, number)
+	dst = appendPlain(dst, agency, first, last, document, birthdate, number)
 	if plainRow(dst[start:], 5) {
 		return append(dst, '\n')
 	}
@@ -62,18 +52,23 @@ func appendBetRow(dst []byte, agency int, b ledger.Bet) []byte {
 	if bytes.IndexByte(b.FirstName, '"') >= 0 || bytes.IndexByte(b.LastName, '"') >= 0 {
 		return AppendRow(dst, agency, b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number)
 	}
+	return append(appendPlain(dst, agency, b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number), '\n')
+}
+
+// appendPlain appends a row's fields between commas, unquoted, without
+// its newline.
+func appendPlain[T ~string | ~[]byte](dst []byte, agency int, first, last, document, birthdate T, number int) []byte {
 	dst = base10.Append(dst, agency)
 	dst = append(dst, ',')
-	dst = append(dst, b.FirstName...)
+	dst = append(dst, first...)
 	dst = append(dst, ',')
-	dst = append(dst, b.LastName...)
+	dst = append(dst, last...)
 	dst = append(dst, ',')
-	dst = append(dst, b.Document...)
+	dst = append(dst, document...)
 	dst = append(dst, ',')
-	dst = append(dst, b.Birthdate...)
+	dst = append(dst, birthdate...)
 	dst = append(dst, ',')
-	dst = base10.Append(dst, b.Number)
-	return append(dst, '\n')
+	return base10.Append(dst, number)
 }
 
 // plainRow reports whether row holds exactly commas commas and no '"', CR
